@@ -1,0 +1,26 @@
+"""Start coroscope at interpreter start-up when ``COROSCOPE`` asks for it.
+
+Run by the ``coroscope.pth`` line (and the PEP 829 ``coroscope.start`` entry point).  When
+coroscope is not enabled this costs one environment lookup: nothing else is imported.
+"""
+
+import os
+import sys
+
+_OFF = ("", "0", "false", "off", "no")
+
+
+def start() -> None:
+    """Install coroscope if ``COROSCOPE`` is set to an enabling value; never raise."""
+    value = os.environ.get("COROSCOPE", "").strip().lower()
+    if value in _OFF or sys.flags.ignore_environment:
+        return
+    try:
+        from coroscope._bootstrap import start_from_environment
+
+        start_from_environment()
+    except BaseException as exc:  # noqa: BLE001 - start-up must never break the program
+        try:
+            sys.stderr.write(f"coroscope: could not start ({type(exc).__name__}: {exc})\n")
+        except BaseException:  # noqa: BLE001
+            pass

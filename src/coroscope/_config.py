@@ -1,0 +1,158 @@
+"""Settings: one home, one name, one default and one line of documentation each.
+
+A setting comes from an explicit argument (API or CLI) first, then from its environment
+variable, then from its default.  A bad environment value is a :class:`ConfigError`
+naming the variable and what it accepts; the bootstrap prints it and leaves the process
+unmonitored.  A bad explicit argument raises the same error (a ``ValueError``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Config", "ConfigError", "SETTINGS", "Setting", "is_enabled", "parse_switch"]
+
+_TRUE = frozenset({"1", "true", "on", "yes"})
+_FALSE = frozenset({"", "0", "false", "off", "no"})
+
+
+class ConfigError(ValueError):
+    """One or more settings have values coroscope does not accept."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def parse_switch(raw: str) -> bool:
+    """Parse an on/off value: ``1``/``true``/``on``/``yes`` or ``0``/``false``/``off``/``no``."""
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError("accepted: 1, true, on, yes (enable) or 0, false, off, no (disable)")
+
+
+def is_enabled(environ: Mapping[str, str]) -> bool:
+    """Whether ``COROSCOPE`` asks for monitoring; raises ``ValueError`` on a bad value."""
+    return parse_switch(environ.get("COROSCOPE", ""))
+
+
+def _parse_output(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ValueError("accepted: stderr, stdout or a file path")
+    return value
+
+
+def _parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError("accepted: " + ", ".join(choices))
+        return value
+
+    return parse
+
+
+def _parse_positive_int(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("accepted: a whole number greater than 0") from None
+    if value <= 0:
+        raise ValueError("accepted: a whole number greater than 0")
+    return value
+
+
+def _parse_seconds(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("accepted: a number of seconds, 0 or more") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("accepted: a number of seconds, 0 or more")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one :class:`Config` field is read from the environment and documented."""
+
+    field: str
+    env: str
+    parse: Callable[[str], Any]
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "output",
+        "COROSCOPE_OUTPUT",
+        _parse_output,
+        "Where records go: `stderr`, `stdout` or a file path (appended to).",
+    ),
+    Setting(
+        "locals",
+        "COROSCOPE_LOCALS",
+        _parse_choice("safe", "off"),
+        "`safe`: bounded, redacted locals per frame; `off`: no locals at all.",
+    ),
+    Setting(
+        "buffer_size",
+        "COROSCOPE_BUFFER",
+        _parse_positive_int,
+        "Records held in memory for the writer; when full, new records are dropped and counted.",
+    ),
+    Setting(
+        "flush_timeout",
+        "COROSCOPE_FLUSH_TIMEOUT",
+        _parse_seconds,
+        "Seconds the process may spend at exit writing what is still buffered.",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Every setting coroscope has, resolved once before monitoring starts."""
+
+    output: str = "stderr"
+    locals: str = "safe"
+    buffer_size: int = 65_536
+    flush_timeout: float = 2.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Config:
+        """Build a config from explicit ``overrides`` (not ``None``), then ``environ``.
+
+        Raises :class:`ConfigError` listing every bad value, each naming its variable.
+        """
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise TypeError(f"unknown coroscope setting(s): {', '.join(unknown)}")
+        for setting in SETTINGS:
+            explicit = overrides.get(setting.field)
+            if explicit is not None:
+                try:
+                    values[setting.field] = setting.parse(str(explicit))
+                except ValueError as exc:
+                    problems.append(f"{setting.field}={explicit!r} is not valid ({exc})")
+                continue
+            raw = environ.get(setting.env)
+            if raw is None:
+                continue
+            try:
+                values[setting.field] = setting.parse(raw)
+            except ValueError as exc:
+                problems.append(f"{setting.env}={raw!r} is not valid ({exc})")
+        if problems:
+            raise ConfigError(problems)
+        return cls(**values)

@@ -1,0 +1,179 @@
+"""Putting the pieces together: install, uninstall, flush, exit and fork handling."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._blocks import BlockIndex
+from ._capture import TOOL_IDS, Monitor
+from ._chain import ChainCapture
+from ._config import Config
+from ._render import Processor, Renderer
+from ._sinks import open_sink
+from ._values import LocalsRenderer
+from ._warn import warn
+from ._writer import Writer
+
+__all__ = ["flush", "install", "is_installed", "monitoring", "uninstall", "current_config"]
+
+
+@dataclass
+class _Session:
+    config: Config
+    monitor: Monitor
+    writer: Writer
+
+
+_lock = threading.RLock()
+_session: _Session | None = None
+_hooks_registered = False
+
+
+def _register_process_hooks() -> None:
+    global _hooks_registered
+    if _hooks_registered:
+        return
+    _hooks_registered = True
+    atexit.register(_at_exit)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _at_exit() -> None:
+    try:
+        uninstall()
+    except Exception as exc:  # never let our exit handler fail the process
+        warn(f"coroscope: error at exit: {type(exc).__name__}: {exc}")
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.RLock()
+    session = _session
+    if session is None:
+        return
+    try:
+        session.monitor.reset_after_fork()
+        session.writer.reset_after_fork()
+        session.monitor.set_emit(session.writer.first_put)
+    except Exception as exc:
+        warn(f"coroscope: could not restart after fork ({type(exc).__name__}: {exc})")
+
+
+def install(
+    *,
+    output: str | None = None,
+    locals: str | None = None,
+    buffer_size: int | None = None,
+    flush_timeout: float | None = None,
+    processors: Iterable[Processor] = (),
+    environ: Mapping[str, str] | None = None,
+) -> bool:
+    """Start monitoring every asyncio task switch of this process.
+
+    Arguments left as ``None`` come from the ``COROSCOPE_*`` environment variables, then
+    from the defaults (see the README).  ``processors`` are structlog processors run on
+    each record before it is rendered (on the writer thread).
+
+    Returns ``False``, after one message on stderr, if no ``sys.monitoring`` tool id is
+    free.  Raises :class:`~coroscope.ConfigError` (a ``ValueError``) for a bad setting and
+    ``OSError`` if the output file cannot be opened.  Installing again replaces the
+    running installation.
+    """
+    config = Config.from_env(
+        os.environ if environ is None else environ,
+        output=output,
+        locals=locals,
+        buffer_size=buffer_size,
+        flush_timeout=flush_timeout,
+    )
+    return _install(config, tuple(processors))
+
+
+def _install(config: Config, processors: tuple[Processor, ...]) -> bool:
+    global _session
+    with _lock:
+        if _session is not None:
+            _uninstall_locked()
+        sink = open_sink(config.output)
+        render_locals = LocalsRenderer().render_locals if config.locals != "off" else None
+        chain = ChainCapture(render_locals, BlockIndex())
+        monitor = Monitor(lambda record: None, chain, on_disabled=warn)
+        writer = Writer(
+            sink,
+            Renderer(processors),
+            capacity=config.buffer_size,
+            next_seq=monitor.next_seq,
+            on_started=monitor.set_emit,
+        )
+        monitor.set_emit(writer.first_put)
+        if not monitor.start():
+            ids = " and ".join(str(i) for i in TOOL_IDS)
+            warn(
+                f"coroscope: sys.monitoring tool ids {ids} are both in use by other tools; "
+                "coroscope is off for this process"
+            )
+            sink.close()
+            return False
+        _session = _Session(config, monitor, writer)
+        _register_process_hooks()
+        return True
+
+
+def uninstall(timeout: float | None = None) -> None:
+    """Stop monitoring, write what is buffered (within ``timeout`` seconds, by default
+    the configured flush timeout) and release everything.  Safe to call when not installed.
+    """
+    with _lock:
+        _uninstall_locked(timeout)
+
+
+def _uninstall_locked(timeout: float | None = None) -> None:
+    global _session
+    session, _session = _session, None
+    if session is None:
+        return
+    session.monitor.stop()
+    session.writer.shutdown(session.config.flush_timeout if timeout is None else timeout)
+    errors = session.monitor.errors
+    if errors and session.monitor.active:
+        warn(f"coroscope: {errors} internal errors during capture")
+
+
+def flush(timeout: float = 2.0) -> bool:
+    """Write everything captured so far; ``True`` if done within ``timeout`` seconds."""
+    session = _session
+    if session is None:
+        return True
+    return session.writer.flush(timeout)
+
+
+def is_installed() -> bool:
+    """Whether coroscope is monitoring this process."""
+    session = _session
+    return session is not None and session.monitor.active
+
+
+def current_config() -> Config | None:
+    """The configuration in force, or ``None`` when not installed."""
+    session = _session
+    return session.config if session is not None else None
+
+
+@contextlib.contextmanager
+def monitoring(**settings: Any) -> Iterator[bool]:
+    """Monitor the ``with`` block: ``install(**settings)`` on entry, ``uninstall()`` on exit.
+
+    Yields what :func:`install` returned.
+    """
+    installed = install(**settings)
+    try:
+        yield installed
+    finally:
+        if installed:
+            uninstall()

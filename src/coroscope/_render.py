@@ -1,0 +1,220 @@
+"""From captured records to JSON lines, on the writer thread.
+
+Each record becomes a structlog *event dict*, goes through a structlog processor chain
+(user processors first, then ``structlog.processors.JSONRenderer`` with ``orjson``) and
+comes out as bytes.  The processors are called directly with structlog's protocol
+``(logger, method_name, event_dict)``: coroscope keeps structlog's composable processors
+without paying for a ``BoundLogger`` per record, and never touches the application's
+global structlog configuration.
+
+The timestamp is the time of the switch, not of rendering: the capture stores
+``perf_counter_ns()``, and :class:`WallClock` maps it to UTC wall-clock time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+import structlog
+
+from ._record import (
+    AWAITING,
+    DURATION_NS,
+    EXCEPTION,
+    FRAMES,
+    KIND,
+    KIND_NAMES,
+    RESUME,
+    SEQ,
+    SUSPEND,
+    T_NS,
+    TASK_ID,
+    TASK_NAME,
+    THREAD_ID,
+    Block,
+    FrameRecord,
+    SwitchRecord,
+)
+
+__all__ = ["EventBuilder", "Processor", "Renderer", "ThreadNames", "WallClock", "LOGGER_NAME"]
+
+LOGGER_NAME = "coroscope"
+
+Processor = Callable[[Any, str, dict[str, Any]], Any]
+
+
+class WallClock:
+    """Converts ``perf_counter_ns`` readings to ISO 8601 UTC strings.
+
+    The offset between the two clocks is re-read by :meth:`sync` (once per batch), so a
+    wall-clock step shows up within one batch.  Seconds are formatted once and cached.
+    """
+
+    __slots__ = ("_offset_ns", "_second", "_prefix")
+
+    def __init__(self) -> None:
+        self._offset_ns = 0
+        self._second = -1
+        self._prefix = ""
+        self.sync()
+
+    def sync(self) -> None:
+        """Re-read the offset between wall-clock and ``perf_counter`` time."""
+        self._offset_ns = time.time_ns() - time.perf_counter_ns()
+
+    def wall_ns(self, perf_ns: int) -> int:
+        """Wall-clock nanoseconds since the epoch for a ``perf_counter_ns`` reading."""
+        return perf_ns + self._offset_ns
+
+    def iso(self, perf_ns: int) -> str:
+        """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` for a ``perf_counter_ns`` reading."""
+        wall = perf_ns + self._offset_ns
+        second, ns = divmod(wall, 1_000_000_000)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{ns // 1000:06d}Z"
+
+
+class ThreadNames:
+    """Thread id -> name, resolved on the writer thread (capture stores only the id)."""
+
+    __slots__ = ("_names",)
+
+    def __init__(self) -> None:
+        self._names: dict[int, str] = {}
+
+    def name(self, ident: int) -> str:
+        name = self._names.get(ident)
+        if name is None:
+            thread = threading._active.get(ident)  # type: ignore[attr-defined]
+            if thread is None:
+                return f"Thread-{ident}"
+            name = str(thread.name)
+            if len(self._names) > 4096:
+                self._names.clear()
+            self._names[ident] = name
+        return name
+
+    def forget(self) -> None:
+        """Drop cached names (they may have changed)."""
+        self._names.clear()
+
+
+def _ms(ns: int) -> float | None:
+    return round(ns / 1e6, 3) if ns >= 0 else None
+
+
+class EventBuilder:
+    """Turns a captured switch record into an event dict (the record schema)."""
+
+    __slots__ = ("pid", "clock", "threads", "_blocks")
+
+    def __init__(self, clock: WallClock, threads: ThreadNames) -> None:
+        self.pid = os.getpid()
+        self.clock = clock
+        self.threads = threads
+        self._blocks: dict[tuple[Block, ...], list[dict[str, Any]]] = {}
+
+    def _blocks_json(self, blocks: tuple[Block, ...]) -> list[dict[str, Any]]:
+        out = self._blocks.get(blocks)
+        if out is None:
+            out = [{"kind": kind, "line": line} for kind, line in blocks]
+            if len(self._blocks) > 8192:
+                self._blocks.clear()
+            self._blocks[blocks] = out
+        return out
+
+    def frames(self, frames: Sequence[FrameRecord]) -> list[dict[str, Any]]:
+        out = []
+        for function, file, line, lasti, local_values, blocks, awaits in frames:
+            out.append(
+                {
+                    "function": function,
+                    "file": file,
+                    "line": line,
+                    "lasti": lasti,
+                    "locals": local_values,
+                    "blocks": self._blocks_json(blocks),
+                    "awaits": (
+                        {"type": awaits[0], "name": awaits[1]} if awaits is not None else None
+                    ),
+                }
+            )
+        return out
+
+    def common(self, event: str, level: str, seq: int, t_ns: int, thread_id: int) -> dict[str, Any]:
+        """The keys every record has."""
+        return {
+            "event": event,
+            "level": level,
+            "logger": LOGGER_NAME,
+            "timestamp": self.clock.iso(t_ns),
+            "pid": self.pid,
+            "thread": self.threads.name(thread_id),
+            "thread_id": thread_id,
+            "seq": seq,
+        }
+
+    def switch(self, record: SwitchRecord) -> dict[str, Any]:
+        """The event dict of a ``suspend`` or ``resume`` record."""
+        kind = record[KIND]
+        event = self.common(KIND_NAMES[kind], "info", record[SEQ], record[T_NS], record[THREAD_ID])
+        event["task"] = {"name": record[TASK_NAME], "id": record[TASK_ID]}
+        event["frames"] = self.frames(record[FRAMES])
+        if kind == SUSPEND:
+            awaiting = record[AWAITING]
+            event["awaiting"] = (
+                {"type": awaiting[0], "repr": awaiting[1]} if awaiting is not None else None
+            )
+            event["step_ms"] = _ms(record[DURATION_NS])
+        elif kind == RESUME:
+            event["waited_ms"] = _ms(record[DURATION_NS])
+            if record[EXCEPTION] is not None:
+                event["exception"] = record[EXCEPTION]
+        return event
+
+    def dropped(self, seq: int, count: int, reason: str) -> dict[str, Any]:
+        """The event dict reporting ``count`` records lost for ``reason``."""
+        event = self.common(
+            "dropped", "warning", seq, time.perf_counter_ns(), threading.get_ident()
+        )
+        event["count"] = count
+        event["reason"] = reason
+        return event
+
+
+def _orjson_dumps(event_dict: dict[str, Any], **_: Any) -> bytes:
+    return orjson.dumps(event_dict, default=_fallback, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _fallback(obj: object) -> str:
+    # Only reached through user processors that add values orjson does not know.
+    return f"<{type(obj).__qualname__}>"
+
+
+class Renderer:
+    """Runs the processor chain; the last processor must return ``bytes`` or ``str``."""
+
+    __slots__ = ("_chain",)
+
+    def __init__(self, processors: Iterable[Processor] = ()) -> None:
+        self._chain: tuple[Processor, ...] = (
+            *processors,
+            structlog.processors.JSONRenderer(serializer=_orjson_dumps),
+        )
+
+    def __call__(self, event_dict: dict[str, Any]) -> bytes:
+        """Render one event dict; raises ``structlog.DropEvent`` if a processor drops it."""
+        value: Any = event_dict
+        method = event_dict.get("level", "info")
+        for processor in self._chain:
+            value = processor(None, method, value)
+        if type(value) is str:
+            return value.encode("utf-8", "replace")
+        return bytes(value)
