@@ -8,10 +8,19 @@ import os
 import sys
 
 _OFF = ("", "0", "false", "off", "no")
+_started = False
 
 
 def start() -> None:
-    """Install coroscope if ``COROSCOPE`` is set to an enabling value; never raise."""
+    """Install coroscope if ``COROSCOPE`` is set to an enabling value; never raise.
+
+    Runs at most once per process: ``site`` may process the same ``.pth`` twice (a
+    virtual environment's ``lib64`` link to ``lib`` makes its site-packages appear twice).
+    """
+    global _started
+    if _started:
+        return
+    _started = True
     value = os.environ.get("COROSCOPE", "").strip().lower()
     if value in _OFF or sys.flags.ignore_environment:
         return

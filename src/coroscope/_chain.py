@@ -53,7 +53,19 @@ def _helper_types() -> tuple[type, ...]:
 
 # Objects whose only link onward is visible through gc referents.
 _OPAQUE_LINKS: frozenset[type] = frozenset(_helper_types())
-_FUTURE_ITER = type(iter(asyncio.Future()))  # what `await future` leaves in cr_await
+class _InertLoop:
+    # Just enough of a loop to build a Future at import time without touching asyncio's
+    # event loop policy.
+    def get_debug(self) -> bool:
+        return False
+
+
+def _future_iter_type() -> type:
+    future: Any = asyncio.Future(loop=_InertLoop())  # type: ignore[arg-type]
+    return type(iter(future))
+
+
+_FUTURE_ITER = _future_iter_type()  # what `await future` leaves in cr_await
 _TASK_TYPES: frozenset[type] = frozenset({asyncio.Task, asyncio.tasks._PyTask})
 _FUTURE_TYPES: frozenset[type] = frozenset({asyncio.Future, asyncio.futures._PyFuture})
 
@@ -180,16 +192,18 @@ class ChainCapture:
         obj: Any = root
         for _ in range(MAX_DEPTH):
             cls = type(obj)
+            # Follow only suspended frames: reading the link of a running one is unsafe
+            # (CPython 3.12.1 crashed reading cr_await of an executing coroutine).
             if cls is _CoroutineType:
-                if obj.cr_running:
+                if not obj.cr_suspended:
                     break
                 frame, link = obj.cr_frame, obj.cr_await
             elif cls is _GeneratorType:
-                if obj.gi_running:
+                if not obj.gi_suspended:
                     break
                 frame, link = obj.gi_frame, obj.gi_yieldfrom
             elif cls is _AsyncGeneratorType:
-                if obj.ag_running:
+                if not obj.ag_suspended:
                     break
                 frame, link = obj.ag_frame, obj.ag_await
             elif cls in _OPAQUE_LINKS:

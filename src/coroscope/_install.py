@@ -15,7 +15,7 @@ from ._capture import TOOL_IDS, Monitor
 from ._chain import ChainCapture
 from ._config import Config
 from ._render import Processor, Renderer
-from ._sinks import open_sink
+from ._sinks import Sink, open_sink
 from ._values import LocalsRenderer
 from ._warn import warn
 from ._writer import Writer
@@ -95,12 +95,15 @@ def install(
     return _install(config, tuple(processors))
 
 
-def _install(config: Config, processors: tuple[Processor, ...]) -> bool:
+def _install(
+    config: Config, processors: tuple[Processor, ...], sink: Sink | None = None
+) -> bool:
     global _session
     with _lock:
         if _session is not None:
             _uninstall_locked()
-        sink = open_sink(config.output)
+        if sink is None:
+            sink = open_sink(config.output)
         render_locals = LocalsRenderer().render_locals if config.locals != "off" else None
         chain = ChainCapture(render_locals, BlockIndex())
         monitor = Monitor(lambda record: None, chain, on_disabled=warn)

@@ -1,0 +1,66 @@
+"""Shared helpers for tests that run programs in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+import coroscope
+
+# The directory holding the coroscope package under test, so that a subprocess's
+# start-up file imports this very code (it comes first on sys.path).
+PACKAGE_PARENT = str(Path(coroscope.__file__).resolve().parent.parent)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The current environment without any COROSCOPE variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COROSCOPE")}
+    env["PYTHONPATH"] = PACKAGE_PARENT
+    env.update(extra)
+    return env
+
+
+def run_python(
+    code: str,
+    env: dict[str, str],
+    *args: str,
+    timeout: float = 60,
+    cwd: str | Path | None = None,
+    flags: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` (dedented) with this interpreter in a fresh process."""
+    return subprocess.run(
+        [sys.executable, *flags, "-c", textwrap.dedent(code), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Parse a JSON-lines log."""
+    if not path.exists():
+        return []
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+COUNTDOWN = """
+import asyncio
+
+async def countdown(n):
+    while n > 0:
+        print(f"Count: {n}")
+        await asyncio.sleep(0.01)
+        n -= 1
+
+asyncio.run(countdown(3))
+"""
