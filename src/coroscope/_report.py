@@ -102,10 +102,8 @@ class QuantileSketch:
         """Add one value."""
         self.count += 1
         self.total += value
-        if value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
         exact = self._exact
         if exact is not None:
             exact.append(value)
@@ -579,13 +577,10 @@ class ReportBuilder:
             heapq.heapreplace(heap, entry)
 
     def _on_task_done(self, rec: dict[str, Any], pid: object, ts: str | None) -> None:
-        task = rec.get("task")
-        key = (pid, task.get("id") if type(task) is dict else None)
-        st = self._task(rec, pid, ts) if key in self.tasks else None
+        st = self._task(rec, pid, ts)
         if st is None:
-            st = self._task(rec, pid, ts)
-            if st is None:
-                return
+            return
+        if st.switches == 0 and st.resumes == 0:
             # Known only from its end: take its totals from the record.
             st.switches = int(_number(rec.get("switches")) or 0)
             st.run_ms = _number(rec.get("run_ms")) or 0.0
@@ -593,6 +588,7 @@ class ReportBuilder:
         outcome = rec.get("outcome")
         st.outcome = outcome
         st.age_ms = _number(rec.get("age_ms"))
+        st.waiting_at = None
         _bump(self.outcomes, str(outcome), limit=_MAX_AWAITING_TYPES)
         self.tasks.pop((st.pid, st.id), None)
         self._retire(st)
@@ -829,8 +825,17 @@ def render_text(result: dict[str, Any]) -> str:
         ]
         lines.extend(
             _table(
-                ["total ms", "waits", "mean ms", "p50 ms", "p99 ms", "max ms", "awaiting",
-                 "open", "site"],
+                [
+                    "total ms",
+                    "waits",
+                    "mean ms",
+                    "p50 ms",
+                    "p99 ms",
+                    "max ms",
+                    "awaiting",
+                    "open",
+                    "site",
+                ],
                 rows,
                 "rrrrrrlrl",
             )
@@ -886,8 +891,16 @@ def render_text(result: dict[str, Any]) -> str:
         ]
         lines.extend(
             _table(
-                ["task", "pid", "switches", "run ms", "wait ms", "first seen", "last seen",
-                 "outcome"],
+                [
+                    "task",
+                    "pid",
+                    "switches",
+                    "run ms",
+                    "wait ms",
+                    "first seen",
+                    "last seen",
+                    "outcome",
+                ],
                 rows,
                 "lrrrrlll",
             )
