@@ -4,6 +4,7 @@ Run by the ``coroscope.pth`` line (and the PEP 829 ``coroscope.start`` entry poi
 coroscope is not enabled this costs one environment lookup: nothing else is imported.
 """
 
+import contextlib
 import os
 import sys
 
@@ -28,8 +29,6 @@ def start() -> None:
         from coroscope._bootstrap import start_from_environment
 
         start_from_environment()
-    except BaseException as exc:  # noqa: BLE001 - start-up must never break the program
-        try:
+    except BaseException as exc:
+        with contextlib.suppress(BaseException):
             sys.stderr.write(f"coroscope: could not start ({type(exc).__name__}: {exc})\n")
-        except BaseException:  # noqa: BLE001
-            pass

@@ -43,8 +43,14 @@ class TestBlockIndex:
         for_ = ("for", _line(sample, "m-for"))
         assert index.blocks_at(code, _line(sample, "m-for")) == (for_,)
         assert index.blocks_at(code, _line(sample, "m-with")) == (for_,)
-        assert index.blocks_at(code, _line(sample, "m-in-with")) == (for_, ("with", _line(sample, "m-with")))
-        assert index.blocks_at(code, _line(sample, "m-in-try")) == (for_, ("try", _line(sample, "m-try")))
+        assert index.blocks_at(code, _line(sample, "m-in-with")) == (
+            for_,
+            ("with", _line(sample, "m-with")),
+        )
+        assert index.blocks_at(code, _line(sample, "m-in-try")) == (
+            for_,
+            ("try", _line(sample, "m-try")),
+        )
         assert index.blocks_at(code, _line(sample, "m-in-except-star")) == (
             for_,
             ("except*", _line(sample, "m-except-star")),
@@ -73,7 +79,10 @@ class TestBlockIndex:
     def test_no_source(self) -> None:
         """Code without source (compiled from a string) has no blocks."""
         namespace: dict[str, object] = {}
-        exec(compile("def f():\n    for i in range(1):\n        pass\n", "<string>", "exec"), namespace)
+        exec(
+            compile("def f():\n    for i in range(1):\n        pass\n", "<string>", "exec"),
+            namespace,
+        )
         func = namespace["f"]
         assert isinstance(func, types.FunctionType)
         assert BlockIndex().blocks_at(func.__code__, 3) == ()

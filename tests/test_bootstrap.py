@@ -7,6 +7,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+
 from helpers import COUNTDOWN, clean_env, read_records, run_python
 
 
@@ -92,10 +93,16 @@ class TestBadSettings:
             ({"COROSCOPE": "maybe"}, "COROSCOPE", "1, true, on, yes"),
             ({"COROSCOPE": "1", "COROSCOPE_LOCALS": "loud"}, "COROSCOPE_LOCALS", "safe, off"),
             ({"COROSCOPE": "1", "COROSCOPE_BUFFER": "-5"}, "COROSCOPE_BUFFER", "whole number"),
-            ({"COROSCOPE": "1", "COROSCOPE_FLUSH_TIMEOUT": "soon"}, "COROSCOPE_FLUSH_TIMEOUT", "seconds"),
+            (
+                {"COROSCOPE": "1", "COROSCOPE_FLUSH_TIMEOUT": "soon"},
+                "COROSCOPE_FLUSH_TIMEOUT",
+                "seconds",
+            ),
         ],
     )
-    def test_message_and_unharmed_run(self, env: dict[str, str], variable: str, accepted: str) -> None:
+    def test_message_and_unharmed_run(
+        self, env: dict[str, str], variable: str, accepted: str
+    ) -> None:
         """The message names the variable and what it accepts; the program's output is intact."""
         result = run_python(COUNTDOWN, clean_env(**env))
         assert result.returncode == 0

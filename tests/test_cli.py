@@ -33,13 +33,19 @@ class TestRun:
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines()[0] == repr([str(script), "a", "--b"])
         records = read_records(log)
-        assert [s["frames"][0]["locals"]["n"] for s in records if s["event"] == "suspend"] == [3, 2, 1]
+        assert [s["frames"][0]["locals"]["n"] for s in records if s["event"] == "suspend"] == [
+            3,
+            2,
+            1,
+        ]
 
     def test_module(self, tmp_path: Path) -> None:
         """-m runs a module found on sys.path, with locals off when asked."""
         (tmp_path / "progmod.py").write_text(COUNTDOWN)
         log = tmp_path / "out.log"
-        result = _coroscope("run", "--output", str(log), "--locals", "off", "-m", "progmod", cwd=tmp_path)
+        result = _coroscope(
+            "run", "--output", str(log), "--locals", "off", "-m", "progmod", cwd=tmp_path
+        )
         assert result.returncode == 0, result.stderr
         records = read_records(log)
         assert len(records) == 6

@@ -32,7 +32,9 @@ class TestConfig:
     def test_defaults(self) -> None:
         """An empty environment gives the documented defaults."""
         config = Config.from_env({})
-        assert config == Config(output="stderr", locals="safe", buffer_size=65_536, flush_timeout=2.0)
+        assert config == Config(
+            output="stderr", locals="safe", buffer_size=65_536, flush_timeout=2.0
+        )
 
     def test_environment(self) -> None:
         """Each variable sets its field."""

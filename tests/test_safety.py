@@ -43,7 +43,11 @@ class TestInternalErrors:
         monkeypatch.setattr(_chain.ChainCapture, "capture", broken)
         with capture_records() as records:
             assert asyncio.run(_spin(50)) == 0
-            assert not coroscope.is_installed() or _install._session is None or not _install._session.monitor.active
+            assert (
+                not coroscope.is_installed()
+                or _install._session is None
+                or not _install._session.monitor.active
+            )
         err = capsys.readouterr().err
         assert err.count("coroscope: switched off after 10 internal errors") == 1
         assert "RuntimeError: capture bug" in err

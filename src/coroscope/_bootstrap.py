@@ -21,7 +21,8 @@ def start_from_environment() -> bool:
         if not is_enabled(environ):
             return False
     except ValueError as exc:
-        warn(f"coroscope: COROSCOPE={environ.get('COROSCOPE')!r} is not valid ({exc}); coroscope is off")
+        raw = environ.get("COROSCOPE")
+        warn(f"coroscope: COROSCOPE={raw!r} is not valid ({exc}); coroscope is off")
         return False
     from ._install import install
 

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Generic, TypeVar
 
 __all__ = ["RecordBuffer"]
 
-T = TypeVar("T")
 
-
-class RecordBuffer(Generic[T]):
+class RecordBuffer[T]:
     """A FIFO of at most ``capacity`` records (a few more under thread races)."""
 
-    __slots__ = ("_items", "capacity", "_drop_lock", "_dropped")
+    __slots__ = ("_drop_lock", "_dropped", "_items", "capacity")
 
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:

@@ -30,7 +30,8 @@ from asyncio import events as _events
 from asyncio import tasks as _tasks
 from collections.abc import Callable
 from inspect import CO_COROUTINE
-from types import CodeType, CoroutineType as _CoroutineType
+from types import CodeType
+from types import CoroutineType as _CoroutineType
 from typing import Any
 
 from ._chain import ChainCapture, describe_awaitable
@@ -58,7 +59,7 @@ Emit = Callable[[SwitchRecord], object]
 class _TaskState:
     """What the monitor remembers about one live task between its switches."""
 
-    __slots__ = ("ref", "task_id", "resumed_ns", "suspended_ns", "frames")
+    __slots__ = ("frames", "ref", "resumed_ns", "suspended_ns", "task_id")
 
     def __init__(self, task: object, task_id: int) -> None:
         self.ref = weakref.ref(task)
@@ -77,7 +78,7 @@ class _TaskStates:
     memory follows the number of live tasks.
     """
 
-    __slots__ = ("_states", "_ids", "_sweep_at")
+    __slots__ = ("_ids", "_states", "_sweep_at")
 
     def __init__(self) -> None:
         self._states: dict[int, _TaskState] = {}

@@ -53,6 +53,8 @@ def _helper_types() -> tuple[type, ...]:
 
 # Objects whose only link onward is visible through gc referents.
 _OPAQUE_LINKS: frozenset[type] = frozenset(_helper_types())
+
+
 class _InertLoop:
     # Just enough of a loop to build a Future at import time without touching asyncio's
     # event loop policy.
@@ -66,8 +68,8 @@ def _future_iter_type() -> type:
 
 
 _FUTURE_ITER = _future_iter_type()  # what `await future` leaves in cr_await
-_TASK_TYPES: frozenset[type] = frozenset({asyncio.Task, asyncio.tasks._PyTask})
-_FUTURE_TYPES: frozenset[type] = frozenset({asyncio.Future, asyncio.futures._PyFuture})
+_TASK_TYPES: frozenset[type] = frozenset({asyncio.Task, asyncio.tasks._PyTask})  # type: ignore[attr-defined]
+_FUTURE_TYPES: frozenset[type] = frozenset({asyncio.Future, asyncio.futures._PyFuture})  # type: ignore[attr-defined]
 
 
 def _callback_names(fut: Any) -> str:
@@ -133,23 +135,23 @@ def _awaits(link: object, value: object) -> tuple[str, str | None] | None:
     if cls is _AsyncGeneratorType:
         return ("async_generator", link.ag_code.co_qualname)  # type: ignore[attr-defined]
     if cls in _OPAQUE_LINKS:
-        target = _opaque_target(link)
-        name = _coro_name(target) if target is not None else None
-        if type(target) is _AsyncGeneratorType:
-            name = target.ag_code.co_qualname  # type: ignore[union-attr]
+        inner: Any = _opaque_target(link)
+        name = _coro_name(inner) if inner is not None else None
+        if type(inner) is _AsyncGeneratorType:
+            name = inner.ag_code.co_qualname
         return (cls.__qualname__, name)
     if cls is _FUTURE_ITER:
-        target = value if value is not None else None
-        tcls = type(target)
-        name = target.get_name() if tcls in _TASK_TYPES else None  # type: ignore[union-attr]
-        return (tcls.__qualname__, name)
+        future: Any = value
+        fcls = type(future)
+        return (fcls.__qualname__, future.get_name() if fcls in _TASK_TYPES else None)
     return (cls.__qualname__, None)
 
 
 def _opaque_target(link: object) -> object | None:
     for ref in gc.get_referents(link):
         if type(ref) in (_CoroutineType, _GeneratorType, _AsyncGeneratorType):
-            return ref
+            found: object = ref
+            return found
     return None
 
 

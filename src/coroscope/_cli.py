@@ -23,10 +23,16 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     run.add_argument("--output", help="stderr, stdout or a file path (COROSCOPE_OUTPUT)")
-    run.add_argument("--locals", choices=("safe", "off"), help="capture of locals (COROSCOPE_LOCALS)")
-    run.add_argument("--buffer", type=int, dest="buffer_size", help="records buffered (COROSCOPE_BUFFER)")
     run.add_argument(
-        "--flush-timeout", type=float, help="seconds allowed at exit to write (COROSCOPE_FLUSH_TIMEOUT)"
+        "--locals", choices=("safe", "off"), help="capture of locals (COROSCOPE_LOCALS)"
+    )
+    run.add_argument(
+        "--buffer", type=int, dest="buffer_size", help="records buffered (COROSCOPE_BUFFER)"
+    )
+    run.add_argument(
+        "--flush-timeout",
+        type=float,
+        help="seconds allowed at exit to write (COROSCOPE_FLUSH_TIMEOUT)",
     )
     run.add_argument("-m", dest="module", help="run a library module as a script")
     run.add_argument("target", nargs=argparse.REMAINDER, help="script.py [args...]")

@@ -95,9 +95,7 @@ def install(
     return _install(config, tuple(processors))
 
 
-def _install(
-    config: Config, processors: tuple[Processor, ...], sink: Sink | None = None
-) -> bool:
+def _install(config: Config, processors: tuple[Processor, ...], sink: Sink | None = None) -> bool:
     global _session
     with _lock:
         if _session is not None:

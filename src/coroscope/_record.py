@@ -22,7 +22,7 @@ of ``(kind, line)`` pairs, innermost last; ``awaits`` a ``(type, name)`` pair or
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
     "SUSPEND",
@@ -37,14 +37,31 @@ SUSPEND = 0
 RESUME = 1
 KIND_NAMES = ("suspend", "resume")
 
-# Indexes into a switch record.
-KIND, SEQ, T_NS, THREAD_ID, TASK_ID, TASK_NAME, FRAMES, AWAITING, DURATION_NS, EXCEPTION = range(10)
+# Indexes into a switch record (literal, so that type checkers know each field's type).
+KIND: Final = 0
+SEQ: Final = 1
+T_NS: Final = 2
+THREAD_ID: Final = 3
+TASK_ID: Final = 4
+TASK_NAME: Final = 5
+FRAMES: Final = 6
+AWAITING: Final = 7
+DURATION_NS: Final = 8
+EXCEPTION: Final = 9
 
 # Indexes into a frame record.
-F_FUNCTION, F_FILE, F_LINE, F_LASTI, F_LOCALS, F_BLOCKS, F_AWAITS = range(7)
+F_FUNCTION: Final = 0
+F_FILE: Final = 1
+F_LINE: Final = 2
+F_LASTI: Final = 3
+F_LOCALS: Final = 4
+F_BLOCKS: Final = 5
+F_AWAITS: Final = 6
 
 Block = tuple[str, int]
-FrameRecord = tuple[str, str, int, int, "dict[str, Any] | None", tuple[Block, ...], "tuple[str, str | None] | None"]
+FrameRecord = tuple[
+    str, str, int, int, "dict[str, Any] | None", tuple[Block, ...], "tuple[str, str | None] | None"
+]
 SwitchRecord = tuple[
     int,
     int,

@@ -55,7 +55,7 @@ class WallClock:
     wall-clock step shows up within one batch.  Seconds are formatted once and cached.
     """
 
-    __slots__ = ("_offset_ns", "_second", "_prefix")
+    __slots__ = ("_offset_ns", "_prefix", "_second")
 
     def __init__(self) -> None:
         self._offset_ns = 0
@@ -113,7 +113,7 @@ def _ms(ns: int) -> float | None:
 class EventBuilder:
     """Turns a captured switch record into an event dict (the record schema)."""
 
-    __slots__ = ("pid", "clock", "threads", "_blocks")
+    __slots__ = ("_blocks", "clock", "pid", "threads")
 
     def __init__(self, clock: WallClock, threads: ThreadNames) -> None:
         self.pid = os.getpid()

@@ -11,7 +11,6 @@ parsed back from their rendered JSON, so a test sees exactly what a log would ho
 from __future__ import annotations
 
 import contextlib
-
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -70,6 +69,3 @@ def capture_records(
         flush(timeout=10.0)
         uninstall(timeout=10.0)
         collected.extend(sink.records())
-
-
-
