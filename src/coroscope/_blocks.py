@@ -34,7 +34,7 @@ LineBlocks = dict[int, tuple[Block, ...]]
 class BlockIndex:
     """Cache of per-code-object line -> enclosing blocks maps."""
 
-    __slots__ = ("_by_code", "_trees", "_lock", "max_codes")
+    __slots__ = ("_by_code", "_lock", "_trees", "max_codes")
 
     def __init__(self, max_codes: int = 16_384) -> None:
         self._by_code: dict[CodeType, LineBlocks] = {}
