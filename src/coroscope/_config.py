@@ -79,6 +79,34 @@ def _parse_seconds(raw: str) -> float:
     return value
 
 
+def _parse_milliseconds(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("accepted: a number of milliseconds, 0 or more") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("accepted: a number of milliseconds, 0 or more")
+    return value
+
+
+def _parse_fraction(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("accepted: a number from 0 to 1") from None
+    if not 0 <= value <= 1:
+        raise ValueError("accepted: a number from 0 to 1")
+    return value
+
+
+def _parse_globs(raw: str) -> tuple[str, ...]:
+    globs = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for glob in globs:
+        if any(c.isspace() for c in glob):
+            raise ValueError("accepted: comma-separated module globs, e.g. asyncio.*,aiohttp")
+    return globs
+
+
 @dataclass(frozen=True)
 class Setting:
     """How one :class:`Config` field is read from the environment and documented."""
@@ -114,6 +142,43 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_seconds,
         "Seconds the process may spend at exit writing what is still buffered.",
     ),
+    # capture
+    Setting(
+        "mode",
+        "COROSCOPE_MODE",
+        _parse_choice("all", "slow"),
+        "`all`: log every switch; `slow`: only steps or waits that cross the thresholds below.",
+    ),
+    Setting(
+        "slow_step_ms",
+        "COROSCOPE_SLOW_STEP_MS",
+        _parse_milliseconds,
+        "A step (resume to next suspend) this long is slow: logged at `warning` in any mode.",
+    ),
+    Setting(
+        "slow_await_ms",
+        "COROSCOPE_SLOW_AWAIT_MS",
+        _parse_milliseconds,
+        "In `slow` mode, a wait this long is logged (as its `resume`, with the chain).",
+    ),
+    Setting(
+        "sample",
+        "COROSCOPE_SAMPLE",
+        _parse_fraction,
+        "Fraction of tasks captured, decided once per task, so a sampled task's history is whole.",
+    ),
+    Setting(
+        "include",
+        "COROSCOPE_INCLUDE",
+        _parse_globs,
+        "Module globs; if set, only tasks and frames of matching modules are captured.",
+    ),
+    Setting(
+        "exclude",
+        "COROSCOPE_EXCLUDE",
+        _parse_globs,
+        "Module globs left out: their frames are dropped from chains, their tasks not captured.",
+    ),
 )
 
 
@@ -125,6 +190,13 @@ class Config:
     locals: str = "safe"
     buffer_size: int = 65_536
     flush_timeout: float = 2.0
+    # capture
+    mode: str = "all"
+    slow_step_ms: float = 100.0
+    slow_await_ms: float = 1000.0
+    sample: float = 1.0
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ("asyncio", "asyncio.*")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Config:
@@ -141,6 +213,8 @@ class Config:
         for setting in SETTINGS:
             explicit = overrides.get(setting.field)
             if explicit is not None:
+                if isinstance(explicit, list | tuple | set | frozenset):
+                    explicit = ",".join(str(item) for item in explicit)
                 try:
                     values[setting.field] = setting.parse(str(explicit))
                 except ValueError as exc:
