@@ -1,43 +1,50 @@
 """The ``sys.monitoring`` tool: the only module that touches ``sys.monitoring``.
 
-One task switch fires one ``PY_YIELD`` (or ``PY_RESUME``/``PY_THROW``) per frame of the
-task's await chain.  Only the task's root coroutine matters: it is the last frame to yield
-and the first to resume, and at its ``PY_YIELD`` the whole chain is suspended and can be
-walked from it.  So each callback:
+A task switch fires ``PY_YIELD`` (or ``PY_RESUME``) once per frame of the task's await
+chain, but only the task's *root* coroutine matters: it is the last frame to yield and the
+first to resume, and at its ``PY_YIELD`` the whole chain is suspended and can be walked
+from it.  So coroscope listens to as few events as it can:
 
-1. returns ``DISABLE`` at once for code that can never be a task's root coroutine
-   (generators, async generators, ``types.coroutine`` helpers such as the one behind
-   ``asyncio.sleep(0)``): after the first event, that location costs nothing;
-2. for coroutine code, asks whether the frame is the current task's root coroutine
-   and returns if not;
-3. at the root, takes the time, captures the chain on suspend (or reuses the chain captured
-   at the matching suspend, on resume: a suspended frame cannot change) and appends one
-   compact tuple to the buffer.
+* ``PY_START`` (global) discovers task roots.  Non-coroutine code is switched off at once
+  with ``DISABLE``; a coroutine started by another coroutine (an ``await`` of a call, the
+  common case) is recognised from its caller's frame in a few operations; only a coroutine
+  started from outside a coroutine is checked against ``asyncio.current_task()``.  When a
+  root is found, its code object gets *local* ``PY_YIELD``/``PY_RESUME`` events, and its
+  frame is entered in a table.
+* ``PY_YIELD``/``PY_RESUME`` (local, on root code only) look the frame up in that table
+  (one dict lookup), take the time and, if the switch is to be logged, capture the chain and
+  append one compact tuple to the buffer.
+* ``PY_THROW`` (global: it cannot be local) turns a cancellation into a ``resume`` record.
+
+Every decision that does not depend on the switch (mode, thresholds, sampling rate,
+include/exclude) is made before monitoring starts, by choosing which closures to install.
 
 Every callback catches every ``Exception``: one raised here would surface inside the
 user's coroutine.  After ``max_errors`` internal errors the tool switches itself off and
-says so once on stderr.
+says so once.
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 import sys
 import threading
 import time
 import weakref
 from asyncio import events as _events
 from asyncio import tasks as _tasks
-from collections.abc import Callable
-from inspect import CO_COROUTINE
-from types import CodeType
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from inspect import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_ITERABLE_COROUTINE
+from types import CodeType, FrameType
 from types import CoroutineType as _CoroutineType
 from typing import Any
 
 from ._chain import ChainCapture, describe_awaitable
-from ._record import RESUME, SUSPEND, FrameRecord, SwitchRecord
+from ._record import RESUME, SUSPEND, FrameRecord, Skeleton, SwitchRecord
 
-__all__ = ["Monitor", "TOOL_IDS", "TOOL_NAME"]
+__all__ = ["CaptureOptions", "Monitor", "TOOL_IDS", "TOOL_NAME"]
 
 TOOL_NAME = "coroscope"
 TOOL_IDS = (3, 4)  # unassigned by CPython (0 debugger, 1 coverage, 2 profiler, 5 optimizer)
@@ -45,7 +52,9 @@ TOOL_IDS = (3, 4)  # unassigned by CPython (0 debugger, 1 coverage, 2 profiler, 
 _mon = sys.monitoring
 _EVENTS = _mon.events
 _DISABLE = _mon.DISABLE
-_EVENT_SET = _EVENTS.PY_YIELD | _EVENTS.PY_RESUME | _EVENTS.PY_THROW
+_GLOBAL_EVENTS = _EVENTS.PY_START | _EVENTS.PY_THROW
+_ROOT_EVENTS = _EVENTS.PY_YIELD | _EVENTS.PY_RESUME
+_AWAITER_FLAGS = CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
 
 _get_running_loop = _events._get_running_loop
 _current_task = _tasks.current_task
@@ -56,76 +65,99 @@ _get_ident = threading.get_ident
 Emit = Callable[[SwitchRecord], object]
 
 
-class _TaskState:
-    """What the monitor remembers about one live task between its switches."""
+@dataclass(frozen=True)
+class CaptureOptions:
+    """What the callbacks record; fixed for the life of an installation."""
 
-    __slots__ = ("frames", "ref", "resumed_ns", "suspended_ns", "task_id")
+    mode: str = "all"  # "all" or "slow"
+    slow_step_ns: int = 100_000_000
+    slow_await_ns: int = 1_000_000_000
+    sample: float = 1.0
 
-    def __init__(self, task: object, task_id: int) -> None:
-        self.ref = weakref.ref(task)
+
+class _Root:
+    """What the monitor keeps about one task, keyed by its root coroutine's frame."""
+
+    __slots__ = (
+        "coro_ref",
+        "frames",
+        "link",
+        "resume_lasti",
+        "resume_skeleton",
+        "resumed_ns",
+        "suspended_ns",
+        "task_id",
+        "task_ref",
+        "value",
+    )
+
+    def __init__(self, coro: object, task: object, task_id: int, now: int) -> None:
+        self.coro_ref = weakref.ref(coro)
+        self.task_ref = weakref.ref(task)
         self.task_id = task_id
-        self.resumed_ns = -1
+        self.resumed_ns = now  # the task's first step starts now
         self.suspended_ns = -1
         self.frames: tuple[FrameRecord, ...] = ()
+        self.link: object = None  # the root's cr_await at its last suspend
+        self.value: object = None  # what the task handed the loop at its last suspend
+        self.resume_skeleton: Skeleton | None = None  # where the current step began
+        self.resume_lasti = -1  # the same, as an offset (slow mode)
 
 
-class _TaskStates:
-    """Per-task state keyed by ``id(task)``, holding only a weak reference to the task.
+class _Roots:
+    """Task roots by ``id()`` of their frame.
 
-    A plain dict lookup is much cheaper than a ``WeakKeyDictionary``'s; an entry whose
-    task died (or whose id was reused) is detected by its weak reference and replaced,
-    and dead entries are swept whenever the table has doubled since the last sweep, so
-    memory follows the number of live tasks.
+    A frame's id can be reused once the frame is gone, so an entry is trusted only if its
+    coroutine is alive and still owns that frame; stale entries are replaced, and swept
+    whenever the table has doubled since the last sweep, so memory follows live tasks.
     """
 
-    __slots__ = ("_ids", "_states", "_sweep_at")
+    __slots__ = ("_sweep_at", "by_frame", "ids")
 
     def __init__(self) -> None:
-        self._states: dict[int, _TaskState] = {}
-        self._ids = itertools.count(1)
+        self.by_frame: dict[int, _Root] = {}
+        self.ids = itertools.count(1)
         self._sweep_at = 1024
 
-    def get(self, task: object) -> _TaskState:
-        state = self._states.get(id(task))
-        if state is None or state.ref() is not task:
-            state = self._new(task)
-        return state
-
-    def _new(self, task: object) -> _TaskState:
-        state = _TaskState(task, next(self._ids))
-        states = self._states
-        states[id(task)] = state
-        if len(states) >= self._sweep_at:
-            for key, old in list(states.items()):
-                if old.ref() is None:
-                    del states[key]
-            self._sweep_at = max(1024, 2 * len(states))
-        return state
+    def add(self, frame: FrameType, coro: object, task: object, now: int) -> _Root:
+        root = _Root(coro, task, next(self.ids), now)
+        table = self.by_frame
+        table[id(frame)] = root
+        if len(table) >= self._sweep_at:
+            for key, old in list(table.items()):
+                coro_alive: Any = old.coro_ref()
+                if coro_alive is None or coro_alive.cr_frame is None:
+                    table.pop(key, None)
+            self._sweep_at = max(1024, 2 * len(table))
+        return root
 
     def __len__(self) -> int:
-        return len(self._states)
+        return len(self.by_frame)
 
 
 class Monitor:
-    """Owns one ``sys.monitoring`` tool id and the three switch callbacks."""
+    """Owns one ``sys.monitoring`` tool id and the switch callbacks."""
 
     def __init__(
         self,
         emit: Emit,
         chain: ChainCapture,
+        options: CaptureOptions | None = None,
         *,
         max_errors: int = 10,
         on_disabled: Callable[[str], None] | None = None,
     ) -> None:
         self._emit = emit
         self._chain = chain
+        self.options = options or CaptureOptions()
         self._max_errors = max_errors
         self._on_disabled = on_disabled
         self._lock = threading.Lock()
         self.tool_id: int | None = None
         self.errors = 0
         self.first_error: BaseException | None = None
-        self.tasks = _TaskStates()
+        self.roots = _Roots()
+        self._root_codes: dict[int, CodeType] = {}
         self._seq = itertools.count()
         self._set_emit: Callable[[Emit], None] | None = None
 
@@ -160,11 +192,10 @@ class Monitor:
                 break
             else:
                 return False
-            on_yield, on_resume, on_throw = self._callbacks()
-            _mon.register_callback(tool_id, _EVENTS.PY_YIELD, on_yield)
-            _mon.register_callback(tool_id, _EVENTS.PY_RESUME, on_resume)
-            _mon.register_callback(tool_id, _EVENTS.PY_THROW, on_throw)
-            _mon.set_events(tool_id, _EVENT_SET)
+            callbacks = self._callbacks(tool_id)
+            for event, callback in callbacks.items():
+                _mon.register_callback(tool_id, event, callback)
+            _mon.set_events(tool_id, _GLOBAL_EVENTS)
             return True
 
     def stop(self) -> None:
@@ -174,13 +205,47 @@ class Monitor:
             if tool_id is None:
                 return
             self.tool_id = None
-            _release(tool_id)
+            codes = list(self._root_codes.values())
+            self._root_codes.clear()
+            _release(tool_id, codes)
 
     def reset_after_fork(self) -> None:
-        """In a forked child: fresh lock, record numbers and task table."""
+        """In a forked child: fresh lock and record numbers; tasks keep their state."""
         self._lock = threading.Lock()
         self._seq = itertools.count()
-        self.tasks = _TaskStates()
+
+    def adopt(self, tasks: Iterable[object]) -> int:
+        """Treat already-running tasks as if coroscope had seen them start.
+
+        Tasks suspended before coroscope was installed never fire ``PY_START`` again; call
+        this (from their loop's thread) to capture them from their next switch on.
+        """
+        adopted = 0
+        now = _clock()
+        for task in tasks:
+            coro: Any = task.get_coro()  # type: ignore[attr-defined]
+            frame = getattr(coro, "cr_frame", None)
+            if type(coro) is not _CoroutineType or frame is None:
+                continue
+            if self._root_code(frame.f_code, frame):
+                root = self.roots.add(frame, coro, task, now)
+                root.resumed_ns = -1
+                adopted += 1
+        return adopted
+
+    def _root_code(self, code: CodeType, frame: FrameType) -> bool:
+        """Make ``code`` a root code (local switch events on); ``False`` if left out."""
+        key = id(code)
+        if key in self._root_codes:
+            return True
+        if not self._chain.allows(code, frame):
+            return False
+        tool_id = self.tool_id
+        if tool_id is None:
+            return False
+        self._root_codes[key] = code
+        _mon.set_local_events(tool_id, code, _ROOT_EVENTS)
+        return True
 
     # -- errors -------------------------------------------------------------------------
 
@@ -200,104 +265,184 @@ class Monitor:
 
     # -- the hot path -------------------------------------------------------------------
 
-    def _callbacks(
-        self,
-    ) -> tuple[
-        Callable[[CodeType, int, object], object],
-        Callable[[CodeType, int], object],
-        Callable[[CodeType, int, BaseException], object],
-    ]:
-        """Build the three callbacks as closures over everything they use."""
+    def _callbacks(self, tool_id: int) -> dict[int, Callable[..., object]]:
+        """Build the callbacks as closures over everything they use."""
         emit = self._emit
-        capture = self._chain.capture
-        get_state = self.tasks.get
+        chain = self._chain
+        capture = chain.capture
+        capture_resumed = chain.capture_resumed
+        skeleton_at = chain.skeleton_at
+        frame_record = chain.frame_record
+        roots = self.roots
+        table = roots.by_frame
+        add_root = roots.add
+        root_code = self._root_code
         next_seq = self._seq.__next__
         error = self._error
+        options = self.options
+        log_all = options.mode == "all"
+        slow_step = options.slow_step_ns
+        slow_await = options.slow_await_ns
+        sample = options.sample
+        rand = random.random
 
-        def root_task(frame_depth: int = 2) -> Any:
-            # The running task, if the frame being switched is its root coroutine.
-            loop = _get_running_loop()
-            if loop is None:
-                return None
-            task = _current_task(loop)
-            if task is None:
-                return None
-            coro = task.get_coro()
-            if type(coro) is not _CoroutineType or coro.cr_frame is not _getframe(frame_depth):
-                return None
-            return task
-
-        def on_yield(code: CodeType, offset: int, value: object) -> object:
+        def on_start(code: CodeType, offset: int) -> object:
             if not code.co_flags & CO_COROUTINE:
                 return _DISABLE
             try:
-                task = root_task()
+                frame = _getframe(1)
+                back = frame.f_back
+                if back is not None and back.f_code.co_flags & _AWAITER_FLAGS:
+                    return None  # awaited by another coroutine: not a task's first step
+                loop = _get_running_loop()
+                if loop is None:
+                    return None
+                task = _current_task(loop)
                 if task is None:
                     return None
-                now = _clock()
-                state = get_state(task)
-                frames = capture(task.get_coro(), value)
-                state.frames = frames
-                step = now - state.resumed_ns if state.resumed_ns >= 0 else -1
-                state.suspended_ns = now
-                emit(
-                    (
-                        SUSPEND,
-                        next_seq(),
-                        now,
-                        _get_ident(),
-                        state.task_id,
-                        task.get_name(),
-                        frames,
-                        (type(value).__qualname__, describe_awaitable(value)),
-                        step,
-                        None,
-                    )
-                )
+                coro = task.get_coro()
+                if type(coro) is not _CoroutineType or coro.cr_frame is not frame:
+                    return None
+                if sample < 1.0 and rand() >= sample:
+                    return None
+                if root_code(code, frame):
+                    add_root(frame, coro, task, _clock())
             except Exception as exc:
                 error(exc)
             return None
 
-        def resumed(exception: str | None) -> None:
-            task = root_task(3)
-            if task is None:
-                return
-            now = _clock()
-            state = get_state(task)
-            waited = now - state.suspended_ns if state.suspended_ns >= 0 else -1
-            state.resumed_ns = now
-            frames = state.frames
-            state.frames = ()
-            emit(
-                (
-                    RESUME,
-                    next_seq(),
-                    now,
-                    _get_ident(),
-                    state.task_id,
-                    task.get_name(),
-                    frames,
-                    None,
-                    waited,
-                    exception,
-                )
+        def root_of(frame: FrameType) -> _Root | None:
+            root = table.get(id(frame))
+            if root is None:
+                return None
+            coro: Any = root.coro_ref()
+            if coro is None or coro.cr_frame is not frame:
+                table.pop(id(frame), None)  # a dead task's entry; the id was reused
+                return None
+            return root
+
+        def suspend_record(
+            root: _Root,
+            now: int,
+            frames: tuple[FrameRecord, ...],
+            value: object,
+            step: int,
+            level: str,
+            resumed_at: Skeleton | None,
+        ) -> SwitchRecord:
+            task: Any = root.task_ref()
+            return (
+                SUSPEND,
+                next_seq(),
+                now,
+                _get_ident(),
+                root.task_id,
+                task.get_name() if task is not None else "",
+                frames,
+                (type(value).__qualname__, describe_awaitable(value)),
+                step,
+                None,
+                level,
+                resumed_at,
             )
 
-        def on_resume(code: CodeType, offset: int) -> object:
-            if not code.co_flags & CO_COROUTINE:
-                return _DISABLE
+        def resume_record(
+            root: _Root,
+            now: int,
+            frames: tuple[FrameRecord, ...],
+            awaiting: tuple[str, str] | None,
+            waited: int,
+            exception: str | None,
+        ) -> SwitchRecord:
+            task: Any = root.task_ref()
+            return (
+                RESUME,
+                next_seq(),
+                now,
+                _get_ident(),
+                root.task_id,
+                task.get_name() if task is not None else "",
+                frames,
+                awaiting,
+                waited,
+                exception,
+                "info",
+                None,
+            )
+
+        def on_yield(code: CodeType, offset: int, value: object) -> object:
             try:
-                resumed(None)
+                frame = _getframe(1)
+                root = root_of(frame)
+                if root is None:
+                    return None
+                now = _clock()
+                step = now - root.resumed_ns if root.resumed_ns >= 0 else -1
+                root.suspended_ns = now
+                if step >= slow_step:
+                    coro: Any = root.coro_ref()
+                    frames = capture(coro, value)
+                    root.frames = frames
+                    if log_all:
+                        resumed_at = root.resume_skeleton
+                    else:
+                        resumed_at = skeleton_at(code, frame, root.resume_lasti)
+                    emit(suspend_record(root, now, frames, value, step, "warning", resumed_at))
+                elif log_all:
+                    coro = root.coro_ref()
+                    frames = capture(coro, value)
+                    root.frames = frames
+                    emit(suspend_record(root, now, frames, value, step, "info", None))
+                else:
+                    # Not logged now; keep what a slow wait would need at the resume.
+                    coro = root.coro_ref()
+                    root.link = coro.cr_await
+                    root.value = value
+            except Exception as exc:
+                error(exc)
+            return None
+
+        def resumed(frame: FrameType, exception: str | None) -> None:
+            root = root_of(frame)
+            if root is None:
+                return
+            now = _clock()
+            waited = now - root.suspended_ns if root.suspended_ns >= 0 else -1
+            root.resumed_ns = now
+            if log_all:
+                frames = root.frames
+                root.frames = ()
+                if frames:
+                    root.resume_skeleton = frames[0][0]
+                else:  # a task adopted while suspended: only its root frame is known
+                    record = frame_record(frame, None, None)
+                    frames = (record,) if record is not None else ()
+                    root.resume_skeleton = record[0] if record is not None else None
+                emit(resume_record(root, now, frames, None, waited, exception))
+                return
+            root.resume_lasti = frame.f_lasti
+            if waited >= slow_await or exception is not None:
+                link, value = root.link, root.value
+                root.link = root.value = None
+                frames = capture_resumed(frame, link, value)
+                awaiting = (type(value).__qualname__, describe_awaitable(value))
+                emit(resume_record(root, now, frames, awaiting, waited, exception))
+            else:
+                root.link = root.value = None
+
+        def on_resume(code: CodeType, offset: int) -> object:
+            try:
+                resumed(_getframe(1), None)
             except Exception as exc:
                 error(exc)
             return None
 
         def on_throw(code: CodeType, offset: int, exc: BaseException) -> object:
-            # PY_THROW cannot be disabled per location; non-coroutines just return.
+            # PY_THROW cannot be disabled per location; other code just returns.
             if not code.co_flags & CO_COROUTINE:
                 return None
             try:
-                resumed(type(exc).__qualname__)
+                resumed(_getframe(1), type(exc).__qualname__)
             except Exception as err:
                 error(err)
             return None
@@ -307,15 +452,25 @@ class Monitor:
             emit = new
 
         self._set_emit = set_emit
-        return on_yield, on_resume, on_throw
+        return {
+            _EVENTS.PY_START: on_start,
+            _EVENTS.PY_YIELD: on_yield,
+            _EVENTS.PY_RESUME: on_resume,
+            _EVENTS.PY_THROW: on_throw,
+        }
 
 
-def _release(tool_id: int) -> None:
-    """Leave nothing behind: events off, callbacks unregistered, id freed.
+_ALL_EVENTS = (_EVENTS.PY_START, _EVENTS.PY_YIELD, _EVENTS.PY_RESUME, _EVENTS.PY_THROW)
+
+
+def _release(tool_id: int, codes: Iterable[CodeType]) -> None:
+    """Leave nothing behind: events off (global and local), callbacks unregistered, id freed.
 
     On 3.12/3.13 ``free_tool_id`` alone does not clear events (CPython gh-111963).
     """
     _mon.set_events(tool_id, 0)
-    for event in (_EVENTS.PY_YIELD, _EVENTS.PY_RESUME, _EVENTS.PY_THROW):
+    for code in codes:
+        _mon.set_local_events(tool_id, code, 0)
+    for event in _ALL_EVENTS:
         _mon.register_callback(tool_id, event, None)
     _mon.free_tool_id(tool_id)

@@ -15,12 +15,13 @@ import asyncio
 import gc
 import types
 from collections.abc import Callable, Mapping
+from fnmatch import fnmatchcase
 from typing import Any
 
 from ._blocks import BlockIndex
-from ._record import Block, FrameRecord
+from ._record import FrameRecord, Skeleton
 
-__all__ = ["ChainCapture", "describe_awaitable", "MAX_DEPTH"]
+__all__ = ["ChainCapture", "MAX_DEPTH", "ModuleFilter", "describe_awaitable"]
 
 MAX_DEPTH = 64
 MAX_REPR = 200
@@ -158,40 +159,166 @@ def _opaque_target(link: object) -> object | None:
 RenderLocals = Callable[[Mapping[str, object]], dict[str, Any]]
 
 
+def _line_at(code: types.CodeType, lasti: int) -> int:
+    """The source line of the instruction at ``lasti`` (-1 if it has none)."""
+    for start, end, line in code.co_lines():
+        if start <= lasti < end:
+            return line if line is not None else -1
+    return -1
+
+
+class ModuleFilter:
+    """Decides, from a module's name, whether its frames and tasks are captured.
+
+    ``include`` (if not empty) lists the modules captured; ``exclude`` those left out even
+    if included.  Both are ``fnmatch`` globs on dotted module names (``asyncio.*``).
+    """
+
+    __slots__ = ("_exclude", "_include")
+
+    def __init__(self, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> None:
+        self._include = include
+        self._exclude = exclude
+
+    def allows(self, module: str) -> bool:
+        """Whether code from ``module`` is captured."""
+        if self._include and not any(fnmatchcase(module, g) for g in self._include):
+            return False
+        return not any(fnmatchcase(module, g) for g in self._exclude)
+
+
+# Per code object: the code itself (which keeps its id from being reused while cached)
+# and its skeletons by instruction offset, or None if the code's module is left out.
+_CodeEntry = tuple[types.CodeType, "dict[int, Skeleton] | None"]
+
+
 class ChainCapture:
     """Capture the frames of an await chain, given its root coroutine.
 
-    ``render_locals`` is ``None`` when locals are off; otherwise it is called with a copy
-    of each frame's locals (cell and free variables included).
+    ``render_locals`` is ``None`` when locals are off; otherwise it is called with each
+    frame's locals mapping (cell and free variables included) and must copy what it keeps.
+
+    Everything about a frame that follows from its code object and instruction offset
+    (name, file, line, enclosing blocks) is computed once and shared as a *skeleton*, so
+    a capture costs a few attribute reads and dict lookups per frame, plus its locals.
     """
 
-    __slots__ = ("_blocks", "_render_locals")
+    __slots__ = ("_blocks", "_codes", "_filter", "_render_locals")
 
-    def __init__(self, render_locals: RenderLocals | None, blocks: BlockIndex) -> None:
+    def __init__(
+        self,
+        render_locals: RenderLocals | None,
+        blocks: BlockIndex,
+        module_filter: ModuleFilter | None = None,
+    ) -> None:
         self._render_locals = render_locals
         self._blocks = blocks
+        self._filter = module_filter or ModuleFilter()
+        self._codes: dict[int, _CodeEntry] = {}
 
-    def frame_record(self, frame: types.FrameType, link: object, value: object) -> FrameRecord:
-        """Capture one frame: location, locals, enclosing blocks and what it awaits."""
-        code = frame.f_code
+    def _entry(self, code: types.CodeType, frame: types.FrameType) -> _CodeEntry:
+        module = frame.f_globals.get("__name__")
+        allowed = self._filter.allows(module if type(module) is str else "")
+        entry: _CodeEntry = (code, {} if allowed else None)
+        if len(self._codes) >= 65_536:
+            self._codes.clear()
+        self._codes[id(code)] = entry
+        return entry
+
+    def allows(self, code: types.CodeType, frame: types.FrameType) -> bool:
+        """Whether frames of ``code`` (running in ``frame``) are captured."""
+        entry = self._codes.get(id(code))
+        if entry is None:
+            entry = self._entry(code, frame)
+        return entry[1] is not None
+
+    def skeleton(self, code: types.CodeType, frame: types.FrameType) -> Skeleton | None:
+        """The shared ``(function, file, line, lasti, blocks)`` of a frame where it stands."""
+        entry = self._codes.get(id(code))
+        if entry is None:
+            entry = self._entry(code, frame)
+        skeletons = entry[1]
+        if skeletons is None:
+            return None
+        lasti = frame.f_lasti
+        found = skeletons.get(lasti)
+        if found is None:
+            found = self._new_skeleton(code, frame, lasti, skeletons)
+        return found
+
+    def skeleton_at(
+        self, code: types.CodeType, frame: types.FrameType, lasti: int
+    ) -> Skeleton | None:
+        """The skeleton of ``code`` at offset ``lasti`` (where ``frame`` stood earlier)."""
+        entry = self._codes.get(id(code))
+        if entry is None:
+            entry = self._entry(code, frame)
+        skeletons = entry[1]
+        if skeletons is None or lasti < 0:
+            return None
+        found = skeletons.get(lasti)
+        if found is None:
+            line = _line_at(code, lasti)
+            found = (
+                code.co_qualname,
+                code.co_filename,
+                line,
+                lasti,
+                self._blocks.blocks_at(code, line),
+            )
+            skeletons[lasti] = found
+        return found
+
+    def _new_skeleton(
+        self, code: types.CodeType, frame: types.FrameType, lasti: int, into: dict[int, Skeleton]
+    ) -> Skeleton:
         line = frame.f_lineno
-        render = self._render_locals
-        local_values = render(dict(frame.f_locals)) if render is not None else None
-        blocks: tuple[Block, ...] = self._blocks.blocks_at(code, line)
-        return (
+        skeleton: Skeleton = (
             code.co_qualname,
             code.co_filename,
             line if line is not None else -1,
-            frame.f_lasti,
-            local_values,
-            blocks,
+            lasti,
+            self._blocks.blocks_at(code, line),
+        )
+        into[lasti] = skeleton
+        return skeleton
+
+    def frame_record(
+        self, frame: types.FrameType, link: object, value: object
+    ) -> FrameRecord | None:
+        """Capture one frame, or ``None`` if its module is left out."""
+        skeleton = self.skeleton(frame.f_code, frame)
+        if skeleton is None:
+            return None
+        render = self._render_locals
+        return (
+            skeleton,
+            render(frame.f_locals) if render is not None else None,
             _awaits(link, value),
         )
 
     def capture(self, root: object, value: object) -> tuple[FrameRecord, ...]:
         """All frames from ``root`` (a suspended coroutine) down to the awaited object."""
+        return self._walk(root, value, [])
+
+    def capture_resumed(
+        self, root_frame: types.FrameType, link: object, value: object
+    ) -> tuple[FrameRecord, ...]:
+        """The chain of a task being resumed: its root frame, then the still-suspended links.
+
+        At a root's resume its ``cr_await`` is already cleared, so the caller passes the
+        link it saved at the suspend; the frames below have not run since.
+        """
         frames: list[FrameRecord] = []
-        obj: Any = root
+        record = self.frame_record(root_frame, link, value)
+        if record is not None:
+            frames.append(record)
+        return self._walk(link, value, frames)
+
+    def _walk(self, obj: Any, value: object, frames: list[FrameRecord]) -> tuple[FrameRecord, ...]:
+        codes = self._codes
+        render = self._render_locals
+        append = frames.append
         for _ in range(MAX_DEPTH):
             cls = type(obj)
             # Follow only suspended frames: reading the link of a running one is unsafe
@@ -213,8 +340,22 @@ class ChainCapture:
                 continue
             else:
                 break
-            if frame is None:
-                break
-            frames.append(self.frame_record(frame, link, value))
+            code = frame.f_code
+            entry = codes.get(id(code))
+            if entry is None:
+                entry = self._entry(code, frame)
+            skeletons = entry[1]
+            if skeletons is not None:
+                lasti = frame.f_lasti
+                skeleton = skeletons.get(lasti)
+                if skeleton is None:
+                    skeleton = self._new_skeleton(code, frame, lasti, skeletons)
+                append(
+                    (
+                        skeleton,
+                        render(frame.f_locals) if render is not None else None,
+                        _awaits(link, value),
+                    )
+                )
             obj = link
         return tuple(frames)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import os
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._blocks import BlockIndex
-from ._capture import TOOL_IDS, Monitor
-from ._chain import ChainCapture
+from ._capture import TOOL_IDS, CaptureOptions, Monitor
+from ._chain import ChainCapture, ModuleFilter
 from ._config import Config
 from ._render import Processor, Renderer
 from ._sinks import Sink, open_sink
@@ -101,16 +102,24 @@ def _install(config: Config, processors: tuple[Processor, ...], sink: Sink | Non
         if _session is not None:
             _uninstall_locked()
         if sink is None:
-            sink = open_sink(config.output)
+            sink = open_sink(
+                config.output,
+                service=config.service,
+                timeout=config.net_timeout,
+                resend_bytes=config.resend_bytes,
+            )
         render_locals = LocalsRenderer().render_locals if config.locals != "off" else None
-        chain = ChainCapture(render_locals, BlockIndex())
-        monitor = Monitor(lambda record: None, chain, on_disabled=warn)
+        chain = ChainCapture(
+            render_locals, BlockIndex(), ModuleFilter(config.include, config.exclude)
+        )
+        monitor = Monitor(lambda record: None, chain, capture_options(config), on_disabled=warn)
         writer = Writer(
             sink,
             Renderer(processors),
             capacity=config.buffer_size,
             next_seq=monitor.next_seq,
             on_started=monitor.set_emit,
+            max_record_bytes=config.max_record_bytes,
         )
         monitor.set_emit(writer.first_put)
         if not monitor.start():
@@ -123,7 +132,31 @@ def _install(config: Config, processors: tuple[Processor, ...], sink: Sink | Non
             return False
         _session = _Session(config, monitor, writer)
         _register_process_hooks()
+        _adopt_running_tasks(monitor)
         return True
+
+
+def capture_options(config: Config) -> CaptureOptions:
+    """The capture-side view of a configuration."""
+    never = 2**62  # a threshold no step or wait reaches
+    return CaptureOptions(
+        mode=config.mode,
+        slow_step_ns=int(config.slow_step_ms * 1e6) if config.slow_step_ms > 0 else never,
+        slow_await_ns=int(config.slow_await_ms * 1e6),
+        sample=config.sample,
+    )
+
+
+def _adopt_running_tasks(monitor: Monitor) -> None:
+    # Installed from inside a running loop: its tasks started before coroscope and would
+    # otherwise never be seen (a task's root is found when it starts).
+    loop = asyncio.events._get_running_loop()
+    if loop is None:
+        return
+    try:
+        monitor.adopt(asyncio.all_tasks(loop))
+    except Exception as exc:
+        warn(f"coroscope: could not adopt running tasks ({type(exc).__name__}: {exc})")
 
 
 def uninstall(timeout: float | None = None) -> None:

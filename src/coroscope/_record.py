@@ -7,17 +7,24 @@ writer thread can turn it into an event dict later without looking at live objec
 
 Layout of a switch record (index constants below)::
 
-    (kind, seq, t_ns, thread_id, task_id, task_name, frames, awaiting, duration_ns, exception)
+    (kind, seq, t_ns, thread_id, task_id, task_name, frames, awaiting, duration_ns,
+     exception, level, resumed_at)
 
 ``t_ns`` is ``time.perf_counter_ns()`` at the switch; the writer converts it to wall-clock
 time.  ``duration_ns`` is the step (on suspend) or the wait (on resume), ``-1`` if unknown.
+``awaiting`` is a ``(type, repr)`` pair or ``None``; ``exception`` the type name of an
+exception thrown in; ``level`` ``"info"`` or ``"warning"`` (a slow step); ``resumed_at``
+the skeleton of the root frame where a slow step began, else ``None``.
+
 ``frames`` is a tuple of frame records, root first::
 
-    (function, file, line, lasti, locals, blocks, awaits)
+    (skeleton, locals, awaits)
 
-``locals`` is a dict of rendered values or ``None`` when locals are off; ``blocks`` a tuple
-of ``(kind, line)`` pairs, innermost last; ``awaits`` a ``(type, name)`` pair or ``None``.
-``awaiting`` is a ``(type, repr)`` pair.
+The *skeleton* ``(function, file, line, lasti, blocks)`` depends only on the code object
+and the instruction offset, so it is computed once and shared by every record of that
+place.  ``blocks`` is a tuple of ``(kind, line)`` pairs, outermost first; ``locals`` a dict
+of rendered values or ``None`` when locals are off; ``awaits`` a ``(type, name)`` pair or
+``None``.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ __all__ = [
     "RESUME",
     "KIND_NAMES",
     "FrameRecord",
+    "Skeleton",
     "SwitchRecord",
     "Block",
 ]
@@ -48,20 +56,17 @@ FRAMES: Final = 6
 AWAITING: Final = 7
 DURATION_NS: Final = 8
 EXCEPTION: Final = 9
+LEVEL: Final = 10
+RESUMED_AT: Final = 11
 
 # Indexes into a frame record.
-F_FUNCTION: Final = 0
-F_FILE: Final = 1
-F_LINE: Final = 2
-F_LASTI: Final = 3
-F_LOCALS: Final = 4
-F_BLOCKS: Final = 5
-F_AWAITS: Final = 6
+F_SKELETON: Final = 0
+F_LOCALS: Final = 1
+F_AWAITS: Final = 2
 
 Block = tuple[str, int]
-FrameRecord = tuple[
-    str, str, int, int, "dict[str, Any] | None", tuple[Block, ...], "tuple[str, str | None] | None"
-]
+Skeleton = tuple[str, str, int, int, tuple[Block, ...]]
+FrameRecord = tuple[Skeleton, "dict[str, Any] | None", "tuple[str, str | None] | None"]
 SwitchRecord = tuple[
     int,
     int,
@@ -73,4 +78,6 @@ SwitchRecord = tuple[
     "tuple[str, str] | None",
     int,
     "str | None",
+    str,
+    "Skeleton | None",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -29,15 +29,17 @@ from ._record import (
     FRAMES,
     KIND,
     KIND_NAMES,
+    LEVEL,
     RESUME,
+    RESUMED_AT,
     SEQ,
     SUSPEND,
     T_NS,
     TASK_ID,
     TASK_NAME,
     THREAD_ID,
-    Block,
     FrameRecord,
+    Skeleton,
     SwitchRecord,
 )
 
@@ -111,42 +113,56 @@ def _ms(ns: int) -> float | None:
 
 
 class EventBuilder:
-    """Turns a captured switch record into an event dict (the record schema)."""
+    """Turns a captured switch record into an event dict (the record schema).
 
-    __slots__ = ("_blocks", "clock", "pid", "threads")
+    The part of a frame that depends only on its place (function, file, line, lasti,
+    blocks) is turned into a dict once per place; a ``resume`` reuses the frame list built
+    for its ``suspend`` (they share the captured tuple).
+    """
+
+    __slots__ = ("_pending_frames", "_skeletons", "clock", "pid", "threads")
 
     def __init__(self, clock: WallClock, threads: ThreadNames) -> None:
         self.pid = os.getpid()
         self.clock = clock
         self.threads = threads
-        self._blocks: dict[tuple[Block, ...], list[dict[str, Any]]] = {}
+        self._skeletons: dict[int, tuple[Skeleton, dict[str, Any]]] = {}
+        self._pending_frames: dict[int, tuple[tuple[FrameRecord, ...], list[dict[str, Any]]]] = {}
 
-    def _blocks_json(self, blocks: tuple[Block, ...]) -> list[dict[str, Any]]:
-        out = self._blocks.get(blocks)
-        if out is None:
-            out = [{"kind": kind, "line": line} for kind, line in blocks]
-            if len(self._blocks) > 8192:
-                self._blocks.clear()
-            self._blocks[blocks] = out
-        return out
+    def _place(self, skeleton: Skeleton) -> dict[str, Any]:
+        cached = self._skeletons.get(id(skeleton))
+        if cached is not None and cached[0] is skeleton:
+            return cached[1]
+        function, file, line, lasti, blocks = skeleton
+        place = {
+            "function": function,
+            "file": file,
+            "line": line,
+            "lasti": lasti,
+            "blocks": [{"kind": kind, "line": at} for kind, at in blocks],
+        }
+        if len(self._skeletons) >= 65_536:
+            self._skeletons.clear()
+        self._skeletons[id(skeleton)] = (skeleton, place)
+        return place
 
-    def frames(self, frames: Sequence[FrameRecord]) -> list[dict[str, Any]]:
-        out = []
-        for function, file, line, lasti, local_values, blocks, awaits in frames:
-            out.append(
-                {
-                    "function": function,
-                    "file": file,
-                    "line": line,
-                    "lasti": lasti,
-                    "locals": local_values,
-                    "blocks": self._blocks_json(blocks),
-                    "awaits": (
-                        {"type": awaits[0], "name": awaits[1]} if awaits is not None else None
-                    ),
-                }
-            )
-        return out
+    def frames(self, frames: tuple[FrameRecord, ...]) -> list[dict[str, Any]]:
+        """The JSON-ready list of a record's frames."""
+        place = self._place
+        return [
+            {
+                **place(skeleton),
+                "locals": local_values,
+                "awaits": {"type": awaits[0], "name": awaits[1]} if awaits is not None else None,
+            }
+            for skeleton, local_values, awaits in frames
+        ]
+
+    def location(self, skeleton: Skeleton | None) -> dict[str, Any] | None:
+        """A place as ``{"function", "file", "line"}``."""
+        if skeleton is None:
+            return None
+        return {"function": skeleton[0], "file": skeleton[1], "line": skeleton[2]}
 
     def common(self, event: str, level: str, seq: int, t_ns: int, thread_id: int) -> dict[str, Any]:
         """The keys every record has."""
@@ -164,16 +180,33 @@ class EventBuilder:
     def switch(self, record: SwitchRecord) -> dict[str, Any]:
         """The event dict of a ``suspend`` or ``resume`` record."""
         kind = record[KIND]
-        event = self.common(KIND_NAMES[kind], "info", record[SEQ], record[T_NS], record[THREAD_ID])
+        event = self.common(
+            KIND_NAMES[kind], record[LEVEL], record[SEQ], record[T_NS], record[THREAD_ID]
+        )
         event["task"] = {"name": record[TASK_NAME], "id": record[TASK_ID]}
-        event["frames"] = self.frames(record[FRAMES])
+        frames = record[FRAMES]
+        pending = self._pending_frames
+        awaiting = record[AWAITING]
         if kind == SUSPEND:
-            awaiting = record[AWAITING]
+            frame_list = self.frames(frames)
+            if len(pending) >= 65_536:
+                pending.clear()
+            pending[id(frames)] = (frames, frame_list)
+            event["frames"] = frame_list
             event["awaiting"] = (
                 {"type": awaiting[0], "repr": awaiting[1]} if awaiting is not None else None
             )
             event["step_ms"] = _ms(record[DURATION_NS])
+            if record[LEVEL] == "warning":
+                event["slow"] = "step"
+                event["resumed_at"] = self.location(record[RESUMED_AT])
         elif kind == RESUME:
+            cached = pending.pop(id(frames), None)
+            event["frames"] = (
+                cached[1] if cached is not None and cached[0] is frames else self.frames(frames)
+            )
+            if awaiting is not None:
+                event["awaiting"] = {"type": awaiting[0], "repr": awaiting[1]}
             event["waited_ms"] = _ms(record[DURATION_NS])
             if record[EXCEPTION] is not None:
                 event["exception"] = record[EXCEPTION]
@@ -190,7 +223,7 @@ class EventBuilder:
 
 
 def _orjson_dumps(event_dict: dict[str, Any], **_: Any) -> bytes:
-    return orjson.dumps(event_dict, default=_fallback, option=orjson.OPT_NON_STR_KEYS)
+    return orjson.dumps(event_dict, default=_fallback)
 
 
 def _fallback(obj: object) -> str:
@@ -199,18 +232,28 @@ def _fallback(obj: object) -> str:
 
 
 class Renderer:
-    """Runs the processor chain; the last processor must return ``bytes`` or ``str``."""
+    """Runs the processor chain; the last processor must return ``bytes`` or ``str``.
 
-    __slots__ = ("_chain",)
+    Without user processors the chain is just the JSON renderer, and the renderer calls
+    ``orjson`` directly (decided once, here, not per record).
+    """
+
+    __slots__ = ("_chain", "render")
 
     def __init__(self, processors: Iterable[Processor] = ()) -> None:
         self._chain: tuple[Processor, ...] = (
             *processors,
             structlog.processors.JSONRenderer(serializer=_orjson_dumps),
         )
+        self.render: Callable[[dict[str, Any]], bytes] = (
+            self._run_chain if len(self._chain) > 1 else _orjson_dumps
+        )
 
     def __call__(self, event_dict: dict[str, Any]) -> bytes:
         """Render one event dict; raises ``structlog.DropEvent`` if a processor drops it."""
+        return self.render(event_dict)
+
+    def _run_chain(self, event_dict: dict[str, Any]) -> bytes:
         value: Any = event_dict
         method = event_dict.get("level", "info")
         for processor in self._chain:
