@@ -40,6 +40,7 @@ __all__ = [
     "frame_location",
     "frames_summary",
     "is_asyncio_file",
+    "place_text",
     "timestamp_us",
 ]
 
@@ -106,10 +107,21 @@ class Progress:
     """A throttled ``bytes read / total`` line on a stream (normally stderr).
 
     Disabled instances cost one attribute test per chunk.  ``total`` is ``None`` when the
-    size is unknown (standard input, a pipe).
+    size is unknown (standard input, a pipe).  ``final`` shows the closing figures even if
+    the input was read too fast for any line to be shown (for an explicit ``--progress``).
     """
 
-    __slots__ = ("_interval", "_last", "_shown", "_start", "_stream", "enabled", "label", "total")
+    __slots__ = (
+        "_interval",
+        "_last",
+        "_shown",
+        "_start",
+        "_stream",
+        "enabled",
+        "final",
+        "label",
+        "total",
+    )
 
     def __init__(
         self,
@@ -119,8 +131,10 @@ class Progress:
         total: int | None = None,
         stream: IO[str] | None = None,
         interval: float = 0.5,
+        final: bool = False,
     ) -> None:
         self.enabled = enabled
+        self.final = final
         self.label = label
         self.total = total
         self._stream = stream if stream is not None else sys.stderr
@@ -155,7 +169,7 @@ class Progress:
 
     def finish(self, done: int, records: int) -> None:
         """Show the final figures and end the line (only if a line was shown)."""
-        if self.enabled and self._shown:
+        if self.enabled and (self._shown or self.final):
             self.update(done, records, force=True)
             try:
                 self._stream.write("\n")
@@ -451,6 +465,15 @@ def frame_location(frames: object, *, innermost: bool = False) -> str:
                 if type(file) is str and not _is_asyncio_cached(file):
                     return _frame_text(frame)
     return _frame_text(last)
+
+
+def place_text(place: object) -> str | None:
+    """``"file:line function"`` of a place given as a dict (``resumed_at``) or a string."""
+    if type(place) is dict:
+        return _frame_text(place)
+    if type(place) is str:
+        return place
+    return None
 
 
 def frames_summary(frames: object, limit: int = 16) -> list[str]:

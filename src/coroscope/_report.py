@@ -32,7 +32,15 @@ from typing import Any
 
 import orjson
 
-from ._logread import LogReader, Progress, ReadStats, check_inputs, frame_location, timestamp_us
+from ._logread import (
+    LogReader,
+    Progress,
+    ReadStats,
+    check_inputs,
+    frame_location,
+    place_text,
+    timestamp_us,
+)
 
 __all__ = [
     "EXACT_LIMIT",
@@ -316,7 +324,7 @@ class ReportBuilder:
         top: int = 20,
         innermost: bool = False,
         max_tasks: int = 100_000,
-        max_sites: int = 100_000,
+        max_sites: int = 10_000,
         sort_tasks: str = "run",
         sort_sites: str = "total",
     ) -> None:
@@ -449,6 +457,8 @@ class ReportBuilder:
         st = self._task(rec, pid, ts)
         location = frame_location(rec.get("frames"), innermost=self.innermost)
         site = self._site(location)
+        if location not in self.sites:
+            location = _OTHER  # past max_sites
         site.suspends += 1
         awaiting = rec.get("awaiting")
         if type(awaiting) is dict:
@@ -456,17 +466,23 @@ class ReportBuilder:
             if type(kind) is str:
                 _bump(site.awaiting, kind, limit=_MAX_AWAITING_TYPES)
         step = _number(rec.get("step_ms"))
+        if rec.get("slow") is not None:
+            self.slow_steps += 1  # flagged by the capture (a step over its threshold)
+        resumed_at = None
         if st is not None:
             st.switches += 1
             st.waiting_at = location
+            resumed_at = st.resumed_at
+            st.resumed_at = None
         if step is None:
             return
         self.all_steps.add(step)
-        resumed_at = None
+        if resumed_at is None:
+            # The resume is not in the log (sampled out, or slow-only capture): the capture
+            # may still say where the step began.
+            resumed_at = place_text(rec.get("resumed_at"))
         if st is not None:
             st.run_ms += step
-            resumed_at = st.resumed_at
-            st.resumed_at = None
         heap = self._steps
         if len(heap) < self.top or step > heap[0][0]:
             entry = (
@@ -772,12 +788,25 @@ def _task_label(name: object, task_id: object) -> str:
     return f"{name if name is not None else '?'} #{task_id}"
 
 
+def _clock(first: str | None, last: str | None) -> Callable[[object], str]:
+    """Formats timestamps for the tables: without the date when the whole log is one day."""
+    day = first[:11] if first and last and first[:11] == last[:11] and first[10:11] == "T" else None
+
+    def when(ts: object) -> str:
+        if type(ts) is not str:
+            return "-"
+        return ts[11:] if day is not None and ts.startswith(day) else ts
+
+    return when
+
+
 def render_text(result: dict[str, Any]) -> str:
     """The human-readable report of a :meth:`ReportBuilder.result`."""
     lines: list[str] = []
     inp = result["input"]
-    skipped = inp.get("skipped", {})
     span = result["span"]
+    when = _clock(span["first"], span["last"])
+    skipped = inp.get("skipped", {})
     lines.append(
         f"coroscope report: {_count(inp.get('records'))} records from "
         f"{_count(inp.get('files'))} file(s), {inp.get('bytes', 0) / 1e6:,.1f} MB"
@@ -817,34 +846,24 @@ def render_text(result: dict[str, Any]) -> str:
                 _ms(s["p50_ms"]) + ("" if s["exact"] else "~"),
                 _ms(s["p99_ms"]) + ("" if s["exact"] else "~"),
                 _ms(s["max_ms"]),
+                _count(sum(s["exceptions"].values())) if s["exceptions"] else "",
+                _count(s["waiting_at_end"]) if s["waiting_at_end"] else "",
                 ",".join(s["awaiting"]) or "-",
-                str(s["waiting_at_end"]) if s["waiting_at_end"] else "",
                 _elide(s["site"]),
             ]
             for s in sites
         ]
-        lines.extend(
-            _table(
-                [
-                    "total ms",
-                    "waits",
-                    "mean ms",
-                    "p50 ms",
-                    "p99 ms",
-                    "max ms",
-                    "awaiting",
-                    "open",
-                    "site",
-                ],
-                rows,
-                "rrrrrrlrl",
-            )
-        )
+        headers = ["total ms", "waits", "mean ms", "p50 ms", "p99 ms", "max ms", "exc", "open"]
+        lines.extend(_table([*headers, "awaiting", "site"], rows, "rrrrrrrrll"))
+        notes = []
+        if any(s["exceptions"] for s in sites):
+            notes.append("exc: resumed by an exception (CancelledError...)")
+        if any(s["waiting_at_end"] for s in sites):
+            notes.append("open: tasks still waiting there at the end of the log")
         if any(not s["exact"] for s in sites):
-            lines.append(
-                f"  ~ estimated (over {EXACT_LIMIT:,} waits): within "
-                f"{RELATIVE_ERROR:.0%} of the true value"
-            )
+            notes.append(f"~: estimated (over {EXACT_LIMIT:,} waits), within {RELATIVE_ERROR:.0%}")
+        if notes:
+            lines.append("  " + "; ".join(notes))
     else:
         lines.append("  (none)")
 
@@ -857,7 +876,7 @@ def render_text(result: dict[str, Any]) -> str:
                 _task_label(s["task"], s["task_id"]),
                 _elide(s["resumed_at"] or "(start)", 48),
                 _elide(s["suspended_at"], 48),
-                s["timestamp"] or "-",
+                when(s["timestamp"]),
             ]
             for s in result["slowest_steps"]
         ]
@@ -879,12 +898,12 @@ def render_text(result: dict[str, Any]) -> str:
         rows = [
             [
                 _task_label(t["name"], t["task_id"]),
-                _count(t["pid"]),
+                str(t["pid"]),
                 _count(t["switches"]),
                 _ms(t["run_ms"]),
                 _ms(t["wait_ms"]),
-                t["first_seen"] or "-",
-                t["last_seen"] or "-",
+                when(t["first_seen"]),
+                when(t["last_seen"]),
                 str(t["outcome"]) if t["outcome"] is not None else "",
             ]
             for t in shown
@@ -919,10 +938,10 @@ def render_text(result: dict[str, Any]) -> str:
         rows = [
             [
                 _ms(b["blocked_ms"]) + ("+" if b["unfinished"] else ""),
-                _count(b["pid"]),
+                str(b["pid"]),
                 str(b["thread"]) if b["thread"] is not None else "-",
                 str(b["task"]) if b["task"] is not None else "-",
-                b["timestamp"] or "-",
+                when(b["timestamp"]),
                 _elide(b["where"], 60),
             ]
             for b in blocked["longest"]
@@ -930,6 +949,8 @@ def render_text(result: dict[str, Any]) -> str:
         lines.extend(
             _table(["blocked ms", "pid", "thread", "task", "time", "where"], rows, "rrllll")
         )
+        if blocked["unfinished"]:
+            lines.append("  +: still blocked at the end of the log (duration so far)")
 
     drops = result["drops"]
     lines.append("")
@@ -955,6 +976,12 @@ def render_text(result: dict[str, Any]) -> str:
     outcomes = tasks["outcomes"]
     if outcomes:
         lines.append("  task outcomes: " + ", ".join(f"{k} {v:,}" for k, v in outcomes.items()))
+    alerts = result["alerts"]
+    if alerts["slow_step"] or alerts["stuck"]:
+        lines.append(
+            f"  flagged by the capture: {alerts['slow_step']:,} slow step(s), "
+            f"{alerts['stuck']:,} stuck task report(s)"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -1029,7 +1056,11 @@ def run(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"coroscope report: {problem}", file=sys.stderr)
         return 1
-    progress = Progress(enabled=_want_progress(args.progress), label="coroscope report")
+    progress = Progress(
+        enabled=_want_progress(args.progress),
+        label="coroscope report",
+        final=args.progress is True,
+    )
     reader = LogReader(args.files, progress=progress)
     builder = ReportBuilder(
         top=args.top,

@@ -28,7 +28,7 @@ import sys
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -39,6 +39,7 @@ from ._logread import (
     check_inputs,
     frame_location,
     frames_summary,
+    place_text,
     timestamp_us,
 )
 
@@ -329,14 +330,24 @@ class TraceBuilder:
         start: int | None = None
         if track.state == _RUNNING:
             start = track.since
-        elif step is not None:
-            start = ts - _us(step)
+        else:
+            if step is not None:
+                start = ts - _us(step)
+            if track.state == _WAITING:
+                # Its resume is not in the log (dropped): the wait ended when this step began.
+                args = track.args
+                args["unfinished"] = "resume not in the log"
+                end = track.since if start is None else start
+                self._span(track, track.since, end, name=track.label, cat="wait", args=args)
         if start is not None:
-            args: dict[str, Any] = {
-                "resumed_at": track.resumed_at if track.state == _RUNNING else None,
+            resumed_at = track.resumed_at if track.state == _RUNNING else None
+            args = {
+                "resumed_at": resumed_at or place_text(rec.get("resumed_at")),
                 "suspended_at": location,
                 "step_ms": step,
             }
+            if rec.get("slow") is not None:
+                args["slow"] = rec.get("slow")
             self._span(track, start, ts, name=f"run: {location}", cat="run", args=args)
         awaiting = rec.get("awaiting")
         kind: object = "?"
@@ -367,14 +378,24 @@ class TraceBuilder:
             if exception is not None:
                 args["resumed_by"] = exception
             self._span(track, track.since, ts, name=track.label, cat="wait", args=args)
-        elif waited is not None:
-            # Its suspend is not in the log (the log starts mid-wait).
-            args = {"location": location, "frames": frames_summary(frames), "waited_ms": waited}
-            if exception is not None:
-                args["resumed_by"] = exception
-            self._span(
-                track, ts - _us(waited), ts, name=f"wait: ? at {location}", cat="wait", args=args
-            )
+        else:
+            # Its suspend is not in the log: the log starts mid-wait, or the record was dropped.
+            start = None if waited is None else ts - _us(waited)
+            if track.state == _RUNNING:
+                end = track.since if start is None else start
+                args = {"resumed_at": track.resumed_at, "unfinished": "suspend not in the log"}
+                self._span(track, track.since, end, name="run (unfinished)", cat="run", args=args)
+            if start is not None:
+                args = {"location": location, "frames": frames_summary(frames), "waited_ms": waited}
+                kind: object = "?"
+                awaiting = rec.get("awaiting")
+                if type(awaiting) is dict:
+                    kind = awaiting.get("type") or "?"
+                    args["awaiting"] = awaiting.get("repr")
+                if exception is not None:
+                    args["resumed_by"] = exception
+                name = f"wait: {kind} at {location}"
+                self._span(track, start, ts, name=name, cat="wait", args=args)
         track.state = _RUNNING
         track.since = ts
         track.resumed_at = location
@@ -392,6 +413,8 @@ class TraceBuilder:
             self._close(track, ts, "task done")
         track.state = _IDLE
         info = {k: rec.get(k) for k in ("outcome", "age_ms", "switches", "run_ms", "wait_ms")}
+        if type(rec.get("cancelled_at")) is list:
+            info["cancelled_at"] = frame_location(rec["cancelled_at"], innermost=self.innermost)
         self._instant(track, ts, f"done: {outcome}", "task", info)
         task = rec.get("task")
         if type(task) is dict:
@@ -549,7 +572,11 @@ def _want_progress(flag: bool | None) -> bool:
 
 
 def _convert(args: argparse.Namespace, out: BinaryOutput) -> tuple[TraceBuilder, ReadStats]:
-    progress = Progress(enabled=_want_progress(args.progress), label="coroscope trace")
+    progress = Progress(
+        enabled=_want_progress(args.progress),
+        label="coroscope trace",
+        final=args.progress is True,
+    )
     reader = LogReader(args.files, progress=progress)
     writer = TraceWriter(out)
     builder = TraceBuilder(
