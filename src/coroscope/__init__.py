@@ -11,7 +11,15 @@ Public API::
 from __future__ import annotations
 
 from ._config import Config, ConfigError
-from ._install import current_config, flush, install, is_installed, monitoring, uninstall
+from ._install import (
+    current_config,
+    flush,
+    install,
+    is_installed,
+    monitoring,
+    snapshot,
+    uninstall,
+)
 from ._version import __version__
 
 __all__ = [
@@ -23,5 +31,6 @@ __all__ = [
     "install",
     "is_installed",
     "monitoring",
+    "snapshot",
     "uninstall",
 ]

@@ -42,7 +42,16 @@ from types import CoroutineType as _CoroutineType
 from typing import Any
 
 from ._chain import ChainCapture, describe_awaitable
-from ._record import RESUME, SUSPEND, FrameRecord, Skeleton, SwitchRecord
+from ._record import (
+    EVENT,
+    RESUME,
+    SUSPEND,
+    EventRecord,
+    FrameRecord,
+    Record,
+    Skeleton,
+    SwitchRecord,
+)
 
 __all__ = ["CaptureOptions", "Monitor", "TOOL_IDS", "TOOL_NAME"]
 
@@ -62,7 +71,7 @@ _getframe = sys._getframe
 _clock = time.perf_counter_ns
 _get_ident = threading.get_ident
 
-Emit = Callable[[SwitchRecord], object]
+Emit = Callable[[Record], object]
 
 
 @dataclass(frozen=True)
@@ -85,10 +94,15 @@ class _Root:
         "resume_lasti",
         "resume_skeleton",
         "resumed_ns",
+        "run_ns",
+        "started_ns",
         "suspended_ns",
+        "switches",
         "task_id",
         "task_ref",
+        "thrown_at",
         "value",
+        "wait_ns",
     )
 
     def __init__(self, coro: object, task: object, task_id: int, now: int) -> None:
@@ -102,6 +116,11 @@ class _Root:
         self.value: object = None  # what the task handed the loop at its last suspend
         self.resume_skeleton: Skeleton | None = None  # where the current step began
         self.resume_lasti = -1  # the same, as an offset (slow mode)
+        self.started_ns = now
+        self.switches = 0
+        self.run_ns = 0
+        self.wait_ns = 0
+        self.thrown_at: tuple[FrameRecord, ...] = ()  # chain when an exception was thrown in
 
 
 class _Roots:
@@ -160,6 +179,8 @@ class Monitor:
         self._root_codes: dict[int, CodeType] = {}
         self._seq = itertools.count()
         self._set_emit: Callable[[Emit], None] | None = None
+        # Called on the loop's thread when a task's root starts (not per switch).
+        self.on_task_start: Callable[[Any, Any, _Root], None] | None = None
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -177,6 +198,32 @@ class Monitor:
     def next_seq(self) -> int:
         """Take the next record number (shared by capture and the writer's own records)."""
         return next(self._seq)
+
+    def emit_event(
+        self, event: str, level: str, fields: dict[str, Any], thread_id: int | None = None
+    ) -> None:
+        """Send a record other than a switch (its ``fields`` must be JSON-ready)."""
+        record: EventRecord = (
+            EVENT,
+            next(self._seq),
+            _clock(),
+            _get_ident() if thread_id is None else thread_id,
+            event,
+            level,
+            fields,
+        )
+        self._emit(record)
+
+    def root_of_task(self, task: Any) -> _Root | None:
+        """The monitor's state for a live task, if it was seen starting."""
+        coro = task.get_coro()
+        frame = getattr(coro, "cr_frame", None)
+        if frame is None:
+            return None
+        root = self.roots.by_frame.get(id(frame))
+        if root is None or root.coro_ref() is not coro:
+            return None
+        return root
 
     def start(self) -> bool:
         """Take a free tool id and turn the events on; ``False`` if every id is taken."""
@@ -285,6 +332,7 @@ class Monitor:
         slow_await = options.slow_await_ns
         sample = options.sample
         rand = random.random
+        on_task_start = self.on_task_start
 
         def on_start(code: CodeType, offset: int) -> object:
             if not code.co_flags & CO_COROUTINE:
@@ -306,7 +354,9 @@ class Monitor:
                 if sample < 1.0 and rand() >= sample:
                     return None
                 if root_code(code, frame):
-                    add_root(frame, coro, task, _clock())
+                    root = add_root(frame, coro, task, _clock())
+                    if on_task_start is not None:
+                        on_task_start(loop, task, root)
             except Exception as exc:
                 error(exc)
             return None
@@ -379,6 +429,8 @@ class Monitor:
                 now = _clock()
                 step = now - root.resumed_ns if root.resumed_ns >= 0 else -1
                 root.suspended_ns = now
+                root.switches += 1
+                root.run_ns += step
                 if step >= slow_step:
                     coro: Any = root.coro_ref()
                     frames = capture(coro, value)
@@ -409,9 +461,12 @@ class Monitor:
             now = _clock()
             waited = now - root.suspended_ns if root.suspended_ns >= 0 else -1
             root.resumed_ns = now
+            root.wait_ns += waited
             if log_all:
                 frames = root.frames
                 root.frames = ()
+                if exception is not None:
+                    root.thrown_at = frames
                 if frames:
                     root.resume_skeleton = frames[0][0]
                 else:  # a task adopted while suspended: only its root frame is known
@@ -425,6 +480,8 @@ class Monitor:
                 link, value = root.link, root.value
                 root.link = root.value = None
                 frames = capture_resumed(frame, link, value)
+                if exception is not None:
+                    root.thrown_at = frames
                 awaiting = (type(value).__qualname__, describe_awaitable(value))
                 emit(resume_record(root, now, frames, awaiting, waited, exception))
             else:

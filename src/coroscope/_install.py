@@ -15,13 +15,25 @@ from ._blocks import BlockIndex
 from ._capture import TOOL_IDS, CaptureOptions, Monitor
 from ._chain import ChainCapture, ModuleFilter
 from ._config import Config
+from ._inspect import Inspector
+from ._lifecycle import TaskLifecycle, UnawaitedHook
+from ._loops import LoopRegistry
 from ._render import Processor, Renderer
 from ._sinks import Sink, open_sink
 from ._values import LocalsRenderer
 from ._warn import warn
+from ._watchdog import Watchdog
 from ._writer import Writer
 
-__all__ = ["flush", "install", "is_installed", "monitoring", "uninstall", "current_config"]
+__all__ = [
+    "current_config",
+    "flush",
+    "install",
+    "is_installed",
+    "monitoring",
+    "snapshot",
+    "uninstall",
+]
 
 
 @dataclass
@@ -29,6 +41,10 @@ class _Session:
     config: Config
     monitor: Monitor
     writer: Writer
+    loops: LoopRegistry
+    watchdog: Watchdog
+    inspector: Inspector
+    unawaited: UnawaitedHook | None
 
 
 _lock = threading.RLock()
@@ -62,6 +78,8 @@ def _after_fork_in_child() -> None:
         session.monitor.reset_after_fork()
         session.writer.reset_after_fork()
         session.monitor.set_emit(session.writer.first_put)
+        session.watchdog.reset_after_fork()
+        session.loops.clear()
     except Exception as exc:
         warn(f"coroscope: could not restart after fork ({type(exc).__name__}: {exc})")
 
@@ -122,6 +140,19 @@ def _install(config: Config, processors: tuple[Processor, ...], sink: Sink | Non
             max_record_bytes=config.max_record_bytes,
         )
         monitor.set_emit(writer.first_put)
+        loops = LoopRegistry()
+        inspector = Inspector(monitor, chain, loops, monitor.emit_event, stuck_s=config.stuck_s)
+        watchdog = Watchdog(
+            loops,
+            monitor.emit_event,
+            inspector.task_of,
+            blocked_ms=config.blocked_ms,
+            stuck_s=config.stuck_s,
+            report_stuck=inspector.report_stuck if config.stuck_s > 0 else None,
+        )
+        loops.on_first = watchdog.start
+        lifecycle = TaskLifecycle(monitor.emit_event, loops, task_done=config.task_done)
+        monitor.on_task_start = lifecycle.task_started
         if not monitor.start():
             ids = " and ".join(str(i) for i in TOOL_IDS)
             warn(
@@ -130,9 +161,16 @@ def _install(config: Config, processors: tuple[Processor, ...], sink: Sink | Non
             )
             sink.close()
             return False
-        _session = _Session(config, monitor, writer)
+        unawaited = UnawaitedHook(monitor.emit_event) if config.unawaited else None
+        if unawaited is not None:
+            unawaited.install()
+        try:
+            inspector.install_signal(config.snapshot_signal)
+        except (OSError, ValueError) as exc:
+            warn(f"coroscope: snapshot signal not installed ({exc})")
+        _session = _Session(config, monitor, writer, loops, watchdog, inspector, unawaited)
         _register_process_hooks()
-        _adopt_running_tasks(monitor)
+        _adopt_running_tasks(monitor, loops)
         return True
 
 
@@ -147,13 +185,14 @@ def capture_options(config: Config) -> CaptureOptions:
     )
 
 
-def _adopt_running_tasks(monitor: Monitor) -> None:
+def _adopt_running_tasks(monitor: Monitor, loops: LoopRegistry) -> None:
     # Installed from inside a running loop: its tasks started before coroscope and would
     # otherwise never be seen (a task's root is found when it starts).
     loop = asyncio.events._get_running_loop()
     if loop is None:
         return
     try:
+        loops.register(loop)
         monitor.adopt(asyncio.all_tasks(loop))
     except Exception as exc:
         warn(f"coroscope: could not adopt running tasks ({type(exc).__name__}: {exc})")
@@ -173,6 +212,10 @@ def _uninstall_locked(timeout: float | None = None) -> None:
     if session is None:
         return
     session.monitor.stop()
+    session.watchdog.stop()
+    session.inspector.uninstall_signal()
+    if session.unawaited is not None:
+        session.unawaited.uninstall()
     session.writer.shutdown(session.config.flush_timeout if timeout is None else timeout)
     errors = session.monitor.errors
     if errors and session.monitor.active:
@@ -185,6 +228,19 @@ def flush(timeout: float = 2.0) -> bool:
     if session is None:
         return True
     return session.writer.flush(timeout)
+
+
+def snapshot() -> int | None:
+    """Log a ``snapshot`` record for every live task of every loop coroscope has seen.
+
+    The calling thread's loop is dumped before this returns; other loops as soon as their
+    threads run a callback.  Returns the ``snapshot_id`` shared by the records, or ``None``
+    when coroscope is not installed.
+    """
+    session = _session
+    if session is None:
+        return None
+    return session.inspector.snapshot()
 
 
 def is_installed() -> bool:

@@ -16,6 +16,9 @@ time.  ``duration_ns`` is the step (on suspend) or the wait (on resume), ``-1`` 
 exception thrown in; ``level`` ``"info"`` or ``"warning"`` (a slow step); ``resumed_at``
 the skeleton of the root frame where a slow step began, else ``None``.
 
+Other records (``EVENT``) are ``(EVENT, seq, t_ns, thread_id, event, level, fields)``
+with ``fields`` a dict of JSON-ready values added to the record's common keys.
+
 ``frames`` is a tuple of frame records, root first::
 
     (skeleton, locals, awaits)
@@ -35,7 +38,10 @@ __all__ = [
     "SUSPEND",
     "RESUME",
     "KIND_NAMES",
+    "EVENT",
+    "EventRecord",
     "FrameRecord",
+    "Record",
     "Skeleton",
     "SwitchRecord",
     "Block",
@@ -43,6 +49,7 @@ __all__ = [
 
 SUSPEND = 0
 RESUME = 1
+EVENT = 2  # any other record: (EVENT, seq, t_ns, thread_id, event, level, fields)
 KIND_NAMES = ("suspend", "resume")
 
 # Indexes into a switch record (literal, so that type checkers know each field's type).
@@ -81,3 +88,8 @@ SwitchRecord = tuple[
     str,
     "Skeleton | None",
 ]
+
+# Records other than switches (watchdog, snapshots, task life cycle): their fields are
+# already JSON-ready when the record is made, since what they describe may change.
+EventRecord = tuple[int, int, int, int, str, str, "dict[str, Any]"]
+Record = SwitchRecord | EventRecord

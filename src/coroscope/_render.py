@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import structlog
@@ -25,6 +25,7 @@ import structlog
 from ._record import (
     AWAITING,
     DURATION_NS,
+    EVENT,
     EXCEPTION,
     FRAMES,
     KIND,
@@ -38,12 +39,22 @@ from ._record import (
     TASK_ID,
     TASK_NAME,
     THREAD_ID,
+    EventRecord,
     FrameRecord,
+    Record,
     Skeleton,
     SwitchRecord,
 )
 
-__all__ = ["EventBuilder", "Processor", "Renderer", "ThreadNames", "WallClock", "LOGGER_NAME"]
+__all__ = [
+    "LOGGER_NAME",
+    "EventBuilder",
+    "Processor",
+    "Renderer",
+    "ThreadNames",
+    "WallClock",
+    "frame_dicts",
+]
 
 LOGGER_NAME = "coroscope"
 
@@ -106,6 +117,24 @@ class ThreadNames:
     def forget(self) -> None:
         """Drop cached names (they may have changed)."""
         self._names.clear()
+
+
+def frame_dicts(frames: tuple[FrameRecord, ...]) -> list[dict[str, Any]]:
+    """Frames as JSON-ready dicts, for records built outside the writer (no caching)."""
+    out = []
+    for (function, file, line, lasti, blocks), local_values, awaits in frames:
+        out.append(
+            {
+                "function": function,
+                "file": file,
+                "line": line,
+                "lasti": lasti,
+                "blocks": [{"kind": kind, "line": at} for kind, at in blocks],
+                "locals": local_values,
+                "awaits": {"type": awaits[0], "name": awaits[1]} if awaits is not None else None,
+            }
+        )
+    return out
 
 
 def _ms(ns: int) -> float | None:
@@ -177,9 +206,12 @@ class EventBuilder:
             "seq": seq,
         }
 
-    def switch(self, record: SwitchRecord) -> dict[str, Any]:
-        """The event dict of a ``suspend`` or ``resume`` record."""
+    def switch(self, record: Record) -> dict[str, Any]:
+        """The event dict of any captured record (switches and others)."""
         kind = record[KIND]
+        if kind == EVENT:
+            return self.event(record)  # type: ignore[arg-type]
+        record = cast(SwitchRecord, record)
         event = self.common(
             KIND_NAMES[kind], record[LEVEL], record[SEQ], record[T_NS], record[THREAD_ID]
         )
@@ -210,6 +242,13 @@ class EventBuilder:
             event["waited_ms"] = _ms(record[DURATION_NS])
             if record[EXCEPTION] is not None:
                 event["exception"] = record[EXCEPTION]
+        return event
+
+    def event(self, record: EventRecord) -> dict[str, Any]:
+        """The event dict of a non-switch record."""
+        _, seq, t_ns, thread_id, name, level, fields = record
+        event = self.common(name, level, seq, t_ns, thread_id)
+        event.update(fields)
         return event
 
     def dropped(self, seq: int, count: int, reason: str) -> dict[str, Any]:
