@@ -89,6 +89,7 @@ class _Root:
 
     __slots__ = (
         "coro_ref",
+        "frame",
         "frames",
         "link",
         "resume_lasti",
@@ -105,7 +106,12 @@ class _Root:
         "wait_ns",
     )
 
-    def __init__(self, coro: object, task: object, task_id: int, now: int) -> None:
+    def __init__(
+        self, frame: FrameType, coro: object, task: object, task_id: int, now: int
+    ) -> None:
+        # The frame is held (not the coroutine or the task, which asyncio itself holds only
+        # weakly): while it is, its id cannot be reused, so a lookup by id needs no check.
+        self.frame: FrameType | None = frame
         self.coro_ref = weakref.ref(coro)
         self.task_ref = weakref.ref(task)
         self.task_id = task_id
@@ -126,9 +132,10 @@ class _Root:
 class _Roots:
     """Task roots by ``id()`` of their frame.
 
-    A frame's id can be reused once the frame is gone, so an entry is trusted only if its
-    coroutine is alive and still owns that frame; stale entries are replaced, and swept
-    whenever the table has doubled since the last sweep, so memory follows live tasks.
+    Each entry holds its frame, so the id stays unique while the entry exists.  Entries are
+    removed when their task ends (a done callback) and, for tasks that vanish without
+    ending, swept whenever the table has doubled since the last sweep, so memory follows
+    the number of live tasks.
     """
 
     __slots__ = ("_sweep_at", "by_frame", "ids")
@@ -139,7 +146,7 @@ class _Roots:
         self._sweep_at = 1024
 
     def add(self, frame: FrameType, coro: object, task: object, now: int) -> _Root:
-        root = _Root(coro, task, next(self.ids), now)
+        root = _Root(frame, coro, task, next(self.ids), now)
         table = self.by_frame
         table[id(frame)] = root
         if len(table) >= self._sweep_at:
@@ -147,8 +154,16 @@ class _Roots:
                 coro_alive: Any = old.coro_ref()
                 if coro_alive is None or coro_alive.cr_frame is None:
                     table.pop(key, None)
+                    old.frame = None
             self._sweep_at = max(1024, 2 * len(table))
         return root
+
+    def remove(self, root: _Root) -> None:
+        """Forget a task (it has ended)."""
+        frame = root.frame
+        if frame is not None and self.by_frame.get(id(frame)) is root:
+            del self.by_frame[id(frame)]
+        root.frame = None
 
     def __len__(self) -> int:
         return len(self.by_frame)
@@ -221,7 +236,7 @@ class Monitor:
         if frame is None:
             return None
         root = self.roots.by_frame.get(id(frame))
-        if root is None or root.coro_ref() is not coro:
+        if root is None or root.frame is not frame:
             return None
         return root
 
@@ -278,6 +293,8 @@ class Monitor:
                 root = self.roots.add(frame, coro, task, now)
                 root.resumed_ns = -1
                 adopted += 1
+                if self.on_task_start is not None:
+                    self.on_task_start(task.get_loop(), task, root)  # type: ignore[attr-defined]
         return adopted
 
     def _root_code(self, code: CodeType, frame: FrameType) -> bool:
@@ -333,6 +350,7 @@ class Monitor:
         sample = options.sample
         rand = random.random
         on_task_start = self.on_task_start
+        allows = chain.allows
 
         def on_start(code: CodeType, offset: int) -> object:
             if not code.co_flags & CO_COROUTINE:
@@ -341,7 +359,9 @@ class Monitor:
                 frame = _getframe(1)
                 back = frame.f_back
                 if back is not None and back.f_code.co_flags & _AWAITER_FLAGS:
-                    return None  # awaited by another coroutine: not a task's first step
+                    # Awaited by another coroutine: not a task's first step.  Code of a
+                    # left-out module can never be a captured root: stop asking for it.
+                    return None if allows(code, frame) else _DISABLE
                 loop = _get_running_loop()
                 if loop is None:
                     return None
@@ -362,14 +382,7 @@ class Monitor:
             return None
 
         def root_of(frame: FrameType) -> _Root | None:
-            root = table.get(id(frame))
-            if root is None:
-                return None
-            coro: Any = root.coro_ref()
-            if coro is None or coro.cr_frame is not frame:
-                table.pop(id(frame), None)  # a dead task's entry; the id was reused
-                return None
-            return root
+            return table.get(id(frame))
 
         def suspend_record(
             root: _Root,
@@ -422,8 +435,7 @@ class Monitor:
 
         def on_yield(code: CodeType, offset: int, value: object) -> object:
             try:
-                frame = _getframe(1)
-                root = root_of(frame)
+                root = table.get(id(_getframe(1)))
                 if root is None:
                     return None
                 now = _clock()
@@ -432,22 +444,20 @@ class Monitor:
                 root.switches += 1
                 root.run_ns += step
                 if step >= slow_step:
-                    coro: Any = root.coro_ref()
-                    frames = capture(coro, value)
+                    frames = capture(root.coro_ref(), value)
                     root.frames = frames
                     if log_all:
                         resumed_at = root.resume_skeleton
                     else:
-                        resumed_at = skeleton_at(code, frame, root.resume_lasti)
+                        resumed_at = skeleton_at(code, _getframe(1), root.resume_lasti)
                     emit(suspend_record(root, now, frames, value, step, "warning", resumed_at))
                 elif log_all:
-                    coro = root.coro_ref()
-                    frames = capture(coro, value)
+                    frames = capture(root.coro_ref(), value)
                     root.frames = frames
                     emit(suspend_record(root, now, frames, value, step, "info", None))
                 else:
                     # Not logged now; keep what a slow wait would need at the resume.
-                    coro = root.coro_ref()
+                    coro: Any = root.coro_ref()
                     root.link = coro.cr_await
                     root.value = value
             except Exception as exc:
@@ -462,6 +472,11 @@ class Monitor:
             waited = now - root.suspended_ns if root.suspended_ns >= 0 else -1
             root.resumed_ns = now
             root.wait_ns += waited
+            logged_resume(root, frame, now, waited, exception)
+
+        def logged_resume(
+            root: _Root, frame: FrameType, now: int, waited: int, exception: str | None
+        ) -> None:
             if log_all:
                 frames = root.frames
                 root.frames = ()
@@ -488,8 +503,22 @@ class Monitor:
                 root.link = root.value = None
 
         def on_resume(code: CodeType, offset: int) -> object:
+            # The most frequent callback: the lookup and the quiet path of slow mode are
+            # written out here rather than in a helper function.
             try:
-                resumed(_getframe(1), None)
+                frame = _getframe(1)
+                root = table.get(id(frame))
+                if root is None:
+                    return None
+                now = _clock()
+                waited = now - root.suspended_ns if root.suspended_ns >= 0 else -1
+                root.resumed_ns = now
+                root.wait_ns += waited
+                if log_all or waited >= slow_await:
+                    logged_resume(root, frame, now, waited, None)
+                else:
+                    root.resume_lasti = frame.f_lasti
+                    root.link = root.value = None
             except Exception as exc:
                 error(exc)
             return None

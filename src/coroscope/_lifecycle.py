@@ -30,22 +30,33 @@ def _ms(ns: int) -> float:
 class TaskLifecycle:
     """Runs when a task's root starts (on the loop's thread) and when the task ends."""
 
-    def __init__(self, emit_event: EmitEvent, loops: LoopRegistry, *, task_done: bool) -> None:
+    def __init__(
+        self,
+        emit_event: EmitEvent,
+        loops: LoopRegistry,
+        forget: Callable[[Any], None],
+        *,
+        task_done: bool,
+    ) -> None:
         self._emit_event = emit_event
         self._loops = loops
+        self._forget = forget
         self._task_done = task_done
         self.errors = 0
 
     def task_started(self, loop: Any, task: Any, root: Any) -> None:
-        """Register the task's loop and, if wanted, a callback for its end."""
+        """Register the task's loop and a callback for its end."""
         if loop is not self._loops.last:
             self._loops.register(loop)
-        if self._task_done:
-            task.add_done_callback(functools.partial(self._done, root))
+        task.add_done_callback(functools.partial(self._done, root))
 
     def _done(self, root: Any, task: Any) -> None:
-        # A done callback: runs on the loop when the task has finished.
+        # A done callback: runs on the loop when the task has finished.  The monitor forgets
+        # the task (and the frame it held) here.
         try:
+            self._forget(root)
+            if not self._task_done:
+                return
             now = time.perf_counter_ns()
             fields: dict[str, Any] = {
                 "task": {"name": task.get_name(), "id": root.task_id},
