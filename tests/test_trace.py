@@ -250,13 +250,13 @@ class TestSpans:
         spans = _spans(_by_track(doc, names)["fetcher #1"])
         wait1 = f"wait: Future at {SITE1}"
         assert spans == [
-            (f"run: {SITE1}", _us(-1.5), _us(0)),
+            (f"run: start -> {SITE1}", _us(-1.5), _us(0)),
             (wait1, _us(0), _us(10)),
-            (f"run: {SITE1}", _us(10), _us(12)),
+            (f"run: {SITE1} -> {SITE1}", _us(10), _us(12)),
             (wait1, _us(12), _us(32)),
-            (f"run: {SITE1}", _us(32), _us(32.25)),
+            (f"run: {SITE1} -> {SITE1}", _us(32), _us(32.25)),
             (wait1, _us(32.25), _us(62.25)),
-            (f"run: {SITE3}", _us(62.25), _us(69.25)),
+            (f"run: {SITE1} -> {SITE3}", _us(62.25), _us(69.25)),
             (f"wait: Future at {SITE3}", _us(69.25), _us(109.25)),
             ("run (unfinished)", _us(109.25), _us(510)),
         ]
@@ -269,9 +269,9 @@ class TestSpans:
         events = _by_track(doc, names)["poller #2"]
         wait2 = f"wait: Future at {SITE2}"
         assert _spans(events) == [
-            (f"run: {SITE2}", _us(0), _us(0.5)),
+            (f"run: start -> {SITE2}", _us(0), _us(0.5)),
             (wait2, _us(0.5), _us(20.5)),
-            (f"run: {SITE2}", _us(20.5), _us(25.5)),
+            (f"run: {SITE2} -> {SITE2}", _us(20.5), _us(25.5)),
             (wait2, _us(25.5), _us(70)),
             ("run (unfinished)", _us(70), _us(510)),
         ]
@@ -338,7 +338,7 @@ class TestEdgeCases:
         names = validate(doc)
         assert _spans(_by_track(doc, names)["fetcher #1"]) == [
             (f"wait: ? at {SITE1}", _us(70), _us(100)),
-            (f"run: {SITE1}", _us(100), _us(105)),
+            (f"run: {SITE1} -> {SITE1}", _us(100), _us(105)),
             (f"wait: Future at {SITE1} (unfinished)", _us(105), _us(105)),
         ]
 
@@ -375,7 +375,7 @@ class TestEdgeCases:
         events = [e for e in _by_track(doc, validate(doc))["fetcher #1"] if e["ph"] == "X"]
         assert _spans(events)[2:4] == [
             (f"wait: Future at {SITE1}", _us(101), _us(101)),
-            (f"run: {SITE1}", _us(101), _us(102)),
+            (f"run: ? -> {SITE1}", _us(101), _us(102)),
         ]
         assert events[2]["args"]["unfinished"] == "resume not in the log"
 

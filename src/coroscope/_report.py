@@ -881,7 +881,7 @@ def render_text(result: dict[str, Any]) -> str:
             for s in result["slowest_steps"]
         ]
         lines.extend(
-            _table(["step ms", "task", "resumed at", "suspended at", "time"], rows, "rllll")
+            _table(["step ms", "task", "resumed at", "suspended at", "ended"], rows, "rllll")
         )
     else:
         lines.append("  (none)")
@@ -947,7 +947,7 @@ def render_text(result: dict[str, Any]) -> str:
             for b in blocked["longest"]
         ]
         lines.extend(
-            _table(["blocked ms", "pid", "thread", "task", "time", "where"], rows, "rrllll")
+            _table(["blocked ms", "pid", "thread", "task", "detected", "where"], rows, "rrllll")
         )
         if blocked["unfinished"]:
             lines.append("  +: still blocked at the end of the log (duration so far)")

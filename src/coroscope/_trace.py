@@ -3,8 +3,8 @@
 Every task becomes a track (a "thread" of its process) named ``<task name> #<task id>``,
 holding complete (``"X"``) events that tile its life without overlapping:
 
-* ``run: <location>`` -- a step, from the resume (or the task's start, ``step_ms`` before
-  its first suspend) to the suspend at ``<location>``;
+* ``run: <resumed at> -> <location>`` -- a step, from the resume (or the task's start,
+  ``step_ms`` before its first suspend: ``start``) to the suspend at ``<location>``;
 * ``wait: <awaited type> at <location>`` -- from the suspend to the resume, with the
   awaited object's repr and the await chain in its arguments.
 
@@ -348,7 +348,8 @@ class TraceBuilder:
             }
             if rec.get("slow") is not None:
                 args["slow"] = rec.get("slow")
-            self._span(track, start, ts, name=f"run: {location}", cat="run", args=args)
+            began = args["resumed_at"] or ("start" if track.state == _IDLE else "?")
+            self._span(track, start, ts, name=f"run: {began} -> {location}", cat="run", args=args)
         awaiting = rec.get("awaiting")
         kind: object = "?"
         wait_args: dict[str, Any] = {"location": location}

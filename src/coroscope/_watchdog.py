@@ -12,8 +12,9 @@ the report runs *on the loop's thread*, between tasks, where every task is suspe
 its chain can be read safely.
 
 Cost while idle: one wake-up of this thread and one heartbeat callback per loop per tick
-(at most 10 per second).  The thread starts with the first task coroscope sees, never at
-import or install, and stops at uninstall.
+(a tenth of ``COROSCOPE_BLOCKED_MS``, between 5 and 50 ms: 20 per second by default).
+The thread starts with the first task coroscope sees, never at import or install, and
+stops at uninstall.
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ MAX_STACK = 64
 
 
 def _tick_seconds(blocked_ms: float) -> float:
+    # A block is timed from the first heartbeat sent after it began, so it is reported
+    # once it lasts COROSCOPE_BLOCKED_MS plus at most one tick: a tenth of the threshold,
+    # between 5 and 50 ms.
     if blocked_ms <= 0:
         return 0.1
-    return min(0.1, max(0.01, blocked_ms / 5000))
+    return min(0.05, max(0.005, blocked_ms / 10_000))
 
 
 class Watchdog:
