@@ -50,7 +50,7 @@ class TestBlockedLoop:
         report = blocked[0]
         assert report["level"] == "warning"
         assert report["task"]["name"] == "culprit"
-        assert 100 <= report["blocked_ms"] < 400
+        assert 100 <= report["blocked_ms"] < 2000
         innermost = report["stack"][-1]
         assert innermost["function"] == "blocking_helper"
         assert innermost["file"] == __file__

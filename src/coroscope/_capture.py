@@ -73,6 +73,8 @@ _get_ident = threading.get_ident
 
 Emit = Callable[[Record], object]
 
+_started_before = False  # whether this process has installed coroscope before
+
 
 @dataclass(frozen=True)
 class CaptureOptions:
@@ -254,6 +256,14 @@ class Monitor:
                 break
             else:
                 return False
+            global _started_before
+            if _started_before:
+                # Locations switched off (DISABLE) by an earlier installation stay off for
+                # this tool id, and the new one may decide differently (other excludes):
+                # re-enable them.  This touches every tool's disabled locations, so it is
+                # done only when coroscope is installed again in the same process.
+                _mon.restart_events()
+            _started_before = True
             callbacks = self._callbacks(tool_id)
             for event, callback in callbacks.items():
                 _mon.register_callback(tool_id, event, callback)

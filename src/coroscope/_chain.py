@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, Protocol
 
 from ._blocks import BlockIndex
 from ._record import FrameRecord, Skeleton
@@ -156,7 +156,18 @@ def _opaque_target(link: object) -> object | None:
     return None
 
 
-RenderLocals = Callable[[Mapping[str, object]], dict[str, Any]]
+class LocalsSource(Protocol):
+    """What the capture needs of a locals renderer (see :mod:`._values`)."""
+
+    def new_budget(self) -> Any:
+        """A fresh byte and time budget for one record."""
+
+    def render_locals(self, f_locals: Mapping[str, object], budget: Any = None) -> dict[str, Any]:
+        """A frame's locals as JSON-ready values, spending ``budget``."""
+
+
+# A frame of a chain before its locals are rendered: (skeleton, frame, awaits).
+_Place = tuple[Skeleton, types.FrameType, "tuple[str, str | None] | None"]
 
 
 def _line_at(code: types.CodeType, lasti: int) -> int:
@@ -195,23 +206,24 @@ _CodeEntry = tuple[types.CodeType, "dict[int, Skeleton] | None"]
 class ChainCapture:
     """Capture the frames of an await chain, given its root coroutine.
 
-    ``render_locals`` is ``None`` when locals are off; otherwise it is called with each
-    frame's locals mapping (cell and free variables included) and must copy what it keeps.
+    ``renderer`` is ``None`` when locals are off; otherwise its ``render_locals`` is called
+    with each frame's locals mapping (cell and free variables included) and one budget per
+    record, and must copy what it keeps.
 
     Everything about a frame that follows from its code object and instruction offset
     (name, file, line, enclosing blocks) is computed once and shared as a *skeleton*, so
     a capture costs a few attribute reads and dict lookups per frame, plus its locals.
     """
 
-    __slots__ = ("_blocks", "_codes", "_filter", "_render_locals")
+    __slots__ = ("_blocks", "_codes", "_filter", "_renderer")
 
     def __init__(
         self,
-        render_locals: RenderLocals | None,
+        renderer: LocalsSource | None,
         blocks: BlockIndex,
         module_filter: ModuleFilter | None = None,
     ) -> None:
-        self._render_locals = render_locals
+        self._renderer = renderer
         self._blocks = blocks
         self._filter = module_filter or ModuleFilter()
         self._codes: dict[int, _CodeEntry] = {}
@@ -290,16 +302,11 @@ class ChainCapture:
         skeleton = self.skeleton(frame.f_code, frame)
         if skeleton is None:
             return None
-        render = self._render_locals
-        return (
-            skeleton,
-            render(frame.f_locals) if render is not None else None,
-            _awaits(link, value),
-        )
+        return self._finish([(skeleton, frame, _awaits(link, value))])[0]
 
     def capture(self, root: object, value: object) -> tuple[FrameRecord, ...]:
         """All frames from ``root`` (a suspended coroutine) down to the awaited object."""
-        return self._walk(root, value, [])
+        return self._finish(self._walk(root, value, []))
 
     def capture_resumed(
         self, root_frame: types.FrameType, link: object, value: object
@@ -309,16 +316,32 @@ class ChainCapture:
         At a root's resume its ``cr_await`` is already cleared, so the caller passes the
         link it saved at the suspend; the frames below have not run since.
         """
-        frames: list[FrameRecord] = []
-        record = self.frame_record(root_frame, link, value)
-        if record is not None:
-            frames.append(record)
-        return self._walk(link, value, frames)
+        places: list[_Place] = []
+        skeleton = self.skeleton(root_frame.f_code, root_frame)
+        if skeleton is not None:
+            places.append((skeleton, root_frame, _awaits(link, value)))
+        return self._finish(self._walk(link, value, places))
 
-    def _walk(self, obj: Any, value: object, frames: list[FrameRecord]) -> tuple[FrameRecord, ...]:
+    def _finish(self, places: list[_Place]) -> tuple[FrameRecord, ...]:
+        """Add the locals to a chain's places: one budget per record, spent innermost first
+        (where a task waits matters more than the frames that lead there)."""
+        renderer = self._renderer
+        if renderer is None:
+            return tuple([(skeleton, None, awaits) for skeleton, _, awaits in places])
+        render = renderer.render_locals
+        budget = renderer.new_budget()
+        rendered = [render(frame.f_locals, budget) for _, frame, _ in reversed(places)]
+        rendered.reverse()
+        return tuple(
+            [
+                (skeleton, local_values, awaits)
+                for (skeleton, _, awaits), local_values in zip(places, rendered, strict=True)
+            ]
+        )
+
+    def _walk(self, obj: Any, value: object, places: list[_Place]) -> list[_Place]:
         codes = self._codes
-        render = self._render_locals
-        append = frames.append
+        append = places.append
         for _ in range(MAX_DEPTH):
             cls = type(obj)
             # Follow only suspended frames: reading the link of a running one is unsafe
@@ -350,12 +373,6 @@ class ChainCapture:
                 skeleton = skeletons.get(lasti)
                 if skeleton is None:
                     skeleton = self._new_skeleton(code, frame, lasti, skeletons)
-                append(
-                    (
-                        skeleton,
-                        render(frame.f_locals) if render is not None else None,
-                        _awaits(link, value),
-                    )
-                )
+                append((skeleton, frame, _awaits(link, value)))
             obj = link
-        return tuple(frames)
+        return places
