@@ -13,6 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._outputs import parse_output
+from ._redact import DEFAULT_DENY, parse_deny_spec, parse_name_list  # locals rendering
+
 __all__ = ["Config", "ConfigError", "SETTINGS", "Setting", "is_enabled", "parse_switch"]
 
 _TRUE = frozenset({"1", "true", "on", "yes"})
@@ -44,8 +47,7 @@ def is_enabled(environ: Mapping[str, str]) -> bool:
 
 def _parse_output(raw: str) -> str:
     value = raw.strip()
-    if not value:
-        raise ValueError("accepted: stderr, stdout or a file path")
+    parse_output(value)  # raises ValueError naming the accepted forms
     return value
 
 
@@ -107,6 +109,43 @@ def _parse_globs(raw: str) -> tuple[str, ...]:
     return globs
 
 
+# delivery
+def _parse_int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"accepted: a whole number of bytes, {minimum} or more") from None
+        if value < minimum:
+            raise ValueError(f"accepted: a whole number of bytes, {minimum} or more")
+        return value
+
+    return parse
+
+
+def _parse_positive_seconds(raw: str) -> float:
+    value = _parse_seconds(raw)
+    if value <= 0:
+        raise ValueError("accepted: a number of seconds greater than 0")
+    return value
+
+
+def _parse_name(raw: str) -> str:
+    return raw.strip()
+
+
+# end of delivery parsers
+
+
+def _parse_signal(raw: str) -> str:
+    value = raw.strip().upper().removeprefix("SIG")
+    if value in ("OFF", "0", "NO", "FALSE", ""):
+        return "off"
+    if value not in ("USR1", "USR2"):
+        raise ValueError("accepted: USR1, USR2 or off")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     """How one :class:`Config` field is read from the environment and documented."""
@@ -122,7 +161,9 @@ SETTINGS: tuple[Setting, ...] = (
         "output",
         "COROSCOPE_OUTPUT",
         _parse_output,
-        "Where records go: `stderr`, `stdout` or a file path (appended to).",
+        "Where records go: `stderr`, `stdout`, a file path (appended to), "
+        "`syslog+tcp://HOST:PORT`, `syslog+udp://HOST:PORT`, `tcp://HOST:PORT` (JSON lines) or "
+        "`otlp+http://HOST:PORT[/PATH]`.",
     ),
     Setting(
         "locals",
@@ -179,6 +220,121 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_globs,
         "Module globs left out: their frames are dropped from chains, their tasks not captured.",
     ),
+    # delivery
+    Setting(
+        "max_record_bytes",
+        "COROSCOPE_MAX_RECORD_BYTES",
+        _parse_int_at_least(1024),
+        "Longest record in bytes (a syslog message counts its header); longer ones are shrunk "
+        "(locals first) and marked `truncated: true`, never split.",
+    ),
+    Setting(
+        "service",
+        "COROSCOPE_SERVICE",
+        _parse_name,
+        "Service name for aggregators (syslog APP-NAME, OTLP `service.name`); "
+        "empty means `OTEL_SERVICE_NAME`.",
+    ),
+    Setting(
+        "net_timeout",
+        "COROSCOPE_NET_TIMEOUT",
+        _parse_positive_seconds,
+        "Seconds a network output may take to connect or to accept a batch before the attempt "
+        "fails and is retried with backoff.",
+    ),
+    Setting(
+        "resend_bytes",
+        "COROSCOPE_RESEND_BYTES",
+        _parse_int_at_least(0),
+        "Bytes of the latest records sent over TCP that are sent again after a reconnect "
+        "(at-least-once); 0 for at-most-once, no duplicates.",
+    ),
+    # locals rendering
+    Setting(
+        "locals_repr",
+        "COROSCOPE_REPR",
+        _parse_choice("safe", "all"),
+        "`safe`: descriptions only for known-safe types, `<module.Type object at 0x...>` for "
+        "others; `all`: call every `__repr__` (capped, errors become markers, a type whose "
+        "repr once overran `COROSCOPE_LOCALS_MAX_MS` is not asked again).",
+    ),
+    Setting(
+        "redact",
+        "COROSCOPE_REDACT",
+        parse_deny_spec,
+        "Comma-separated names added to the built-in deny-list (matched in locals, dict keys "
+        "and fields, case, `_`, `-`, `.` and spaces ignored); a leading `=` replaces the list.",
+    ),
+    Setting(
+        "locals_exclude",
+        "COROSCOPE_LOCALS_EXCLUDE",
+        parse_name_list,
+        "Comma-separated local names (exact, or globs with `*`, `?`, `[...]`) never captured.",
+    ),
+    Setting(
+        "locals_max_str",
+        "COROSCOPE_LOCALS_MAX_STR",
+        _parse_positive_int,
+        "Characters kept of a string, repr or key; the rest is counted as `...[+N chars]`.",
+    ),
+    Setting(
+        "locals_max_items",
+        "COROSCOPE_LOCALS_MAX_ITEMS",
+        _parse_positive_int,
+        "Items shown per container or dataclass; the rest is counted (`[+N more]`).",
+    ),
+    Setting(
+        "locals_max_depth",
+        "COROSCOPE_LOCALS_MAX_DEPTH",
+        _parse_positive_int,
+        "Container levels expanded; deeper ones are summarised as `<list len=N>`.",
+    ),
+    Setting(
+        "locals_max_bytes",
+        "COROSCOPE_LOCALS_MAX_BYTES",
+        _parse_int_at_least(192),
+        "JSON bytes of locals per record; what does not fit is marked `[budget exceeded]`.",
+    ),
+    Setting(
+        "locals_max_ms",
+        "COROSCOPE_LOCALS_MAX_MS",
+        _parse_milliseconds,
+        "Milliseconds one record's locals may take (checked every 64 items); then marked.",
+    ),
+    # diagnostics
+    Setting(
+        "blocked_ms",
+        "COROSCOPE_BLOCKED_MS",
+        _parse_milliseconds,
+        "A loop that has not run its callbacks for this long is reported as `loop.blocked` "
+        "(with the loop thread's stack) while it is blocked; 0 turns the watchdog off.",
+    ),
+    Setting(
+        "stuck_s",
+        "COROSCOPE_STUCK_S",
+        _parse_seconds,
+        "Tasks suspended this long are reported (`task.stuck`, with chain and locals) every "
+        "this many seconds while they stay suspended; 0 turns it off.",
+    ),
+    Setting(
+        "snapshot_signal",
+        "COROSCOPE_SNAPSHOT_SIGNAL",
+        _parse_signal,
+        "Signal that dumps a `snapshot` of every task (`USR1`, `USR2`, or `off`); installed only "
+        "if the signal has no handler yet.",
+    ),
+    Setting(
+        "task_done",
+        "COROSCOPE_TASK_DONE",
+        parse_switch,
+        "Log a `task.done` record when a task ends (outcome, age, switches, run and wait time).",
+    ),
+    Setting(
+        "unawaited",
+        "COROSCOPE_UNAWAITED",
+        parse_switch,
+        "Log a `coroutine.never_awaited` record for each coroutine that is never awaited.",
+    ),
 )
 
 
@@ -197,6 +353,26 @@ class Config:
     sample: float = 1.0
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ("asyncio", "asyncio.*")
+    # delivery
+    max_record_bytes: int = 8192
+    service: str = ""
+    net_timeout: float = 2.0
+    resend_bytes: int = 8 << 20
+    # locals rendering
+    locals_repr: str = "safe"
+    redact: tuple[str, ...] = DEFAULT_DENY
+    locals_exclude: tuple[str, ...] = ()
+    locals_max_str: int = 200
+    locals_max_items: int = 20
+    locals_max_depth: int = 3
+    locals_max_bytes: int = 4096
+    locals_max_ms: float = 1.0
+    # diagnostics
+    blocked_ms: float = 500.0
+    stuck_s: float = 30.0
+    snapshot_signal: str = "USR1"
+    task_done: bool = True
+    unawaited: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Config:

@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -77,6 +78,7 @@ def _after_fork_in_child() -> None:
     try:
         session.monitor.reset_after_fork()
         session.writer.reset_after_fork()
+        _flush_at_multiprocessing_exit()
         session.monitor.set_emit(session.writer.first_put)
         session.watchdog.reset_after_fork()
         session.loops.clear()
@@ -84,32 +86,51 @@ def _after_fork_in_child() -> None:
         warn(f"coroscope: could not restart after fork ({type(exc).__name__}: {exc})")
 
 
+class _ForkToken:
+    """Kept alive so multiprocessing's weak after-fork registry keeps our hook."""
+
+
+_FORK_TOKEN = _ForkToken()
+
+
+def _flush_at_multiprocessing_exit() -> None:
+    # A multiprocessing child (fork start method) ends with os._exit(), which skips
+    # atexit: flush through multiprocessing's own exit finalizers instead.  They are
+    # cleared when its child starts, so register from its after-fork hook, which runs later.
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+
+    def register(_: object) -> None:
+        util.Finalize(None, _at_exit, exitpriority=0)
+
+    util.register_after_fork(_FORK_TOKEN, register)
+
+
 def install(
     *,
     output: str | None = None,
     locals: str | None = None,
-    buffer_size: int | None = None,
-    flush_timeout: float | None = None,
     processors: Iterable[Processor] = (),
     environ: Mapping[str, str] | None = None,
+    **settings: Any,
 ) -> bool:
     """Start monitoring every asyncio task switch of this process.
 
-    Arguments left as ``None`` come from the ``COROSCOPE_*`` environment variables, then
-    from the defaults (see the README).  ``processors`` are structlog processors run on
-    each record before it is rendered (on the writer thread).
+    Every setting of :class:`~coroscope.Config` can be given by its field name
+    (``output="switches.log"``, ``mode="slow"``, ``sample=0.1``, ``exclude=["asyncio.*"]``,
+    ...); settings left out (or ``None``) come from the ``COROSCOPE_*`` environment
+    variables (``environ``, by default ``os.environ``), then from the defaults: see the
+    README's settings table.  ``processors`` are structlog processors run on each record,
+    on the writer thread, before it is rendered.
 
     Returns ``False``, after one message on stderr, if no ``sys.monitoring`` tool id is
-    free.  Raises :class:`~coroscope.ConfigError` (a ``ValueError``) for a bad setting and
-    ``OSError`` if the output file cannot be opened.  Installing again replaces the
-    running installation.
+    free.  Raises :class:`~coroscope.ConfigError` (a ``ValueError``) for a bad value,
+    ``TypeError`` for an unknown setting and ``OSError`` if the output cannot be opened.
+    Installing again replaces the running installation.
     """
     config = Config.from_env(
-        os.environ if environ is None else environ,
-        output=output,
-        locals=locals,
-        buffer_size=buffer_size,
-        flush_timeout=flush_timeout,
+        os.environ if environ is None else environ, output=output, locals=locals, **settings
     )
     return _install(config, tuple(processors))
 
@@ -126,10 +147,8 @@ def _install(config: Config, processors: tuple[Processor, ...], sink: Sink | Non
                 timeout=config.net_timeout,
                 resend_bytes=config.resend_bytes,
             )
-        render_locals = LocalsRenderer().render_locals if config.locals != "off" else None
-        chain = ChainCapture(
-            render_locals, BlockIndex(), ModuleFilter(config.include, config.exclude)
-        )
+        renderer = LocalsRenderer.from_config(config) if config.locals != "off" else None
+        chain = ChainCapture(renderer, BlockIndex(), ModuleFilter(config.include, config.exclude))
         monitor = Monitor(lambda record: None, chain, capture_options(config), on_disabled=warn)
         writer = Writer(
             sink,
@@ -151,7 +170,9 @@ def _install(config: Config, processors: tuple[Processor, ...], sink: Sink | Non
             report_stuck=inspector.report_stuck if config.stuck_s > 0 else None,
         )
         loops.on_first = watchdog.start
-        lifecycle = TaskLifecycle(monitor.emit_event, loops, task_done=config.task_done)
+        lifecycle = TaskLifecycle(
+            monitor.emit_event, loops, monitor.roots.remove, task_done=config.task_done
+        )
         monitor.on_task_start = lifecycle.task_started
         if not monitor.start():
             ids = " and ".join(str(i) for i in TOOL_IDS)

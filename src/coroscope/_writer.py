@@ -1,37 +1,56 @@
-"""The background writer: drains the buffer, renders records and writes them in batches.
+"""The background writer: drains the buffer, renders records and delivers them in batches.
 
 Modelled on the OpenTelemetry SDK's batch processor: the producer (capture) never blocks;
-one daemon thread wakes on a timer or on request, renders a batch and writes it with one
-call to the sink; ``flush`` and ``shutdown`` are bounded in time; after ``fork()`` the child
+one daemon thread wakes on a timer or on request, renders a batch and hands it to the sink
+in one call; ``flush`` and ``shutdown`` are bounded in time; after ``fork()`` the child
 starts over with an empty buffer and no thread until its first record.
 
 The thread is started by the first record, not at install: a process that forks before
 its first switch (a pre-forking server) has no coroscope thread at the fork.
 
-Loss is never silent: records dropped because the buffer was full, because the sink
-failed, or because a processor failed or dropped them are counted by reason and reported
-with a ``dropped`` record as soon as a write succeeds again.
+Delivery and loss:
+
+* Every record carries a ``seq`` taken at capture; the writer's own ``dropped`` records
+  take theirs from the same counter.  Every number is either delivered or counted in a
+  ``dropped`` record (``count``, ``reason``), written as soon as the sink works again.
+* When the sink fails, the records it did not take are kept and retried, first, with
+  capped exponential backoff (``RETRY_INITIAL_S`` doubling up to ``RETRY_MAX_S``, with
+  jitter).  Meanwhile the buffer is not drained: capture keeps filling it and, once it is
+  full, drops records with reason ``buffer_full``.  Records a sink gives up on for good
+  (see :mod:`._sinks`) are counted under the reason it gives.
+* Records whose rendering is longer than the cap are shrunk (:mod:`._shrink`).
+* A loss report is written alone, so that its fate is known: if the sink loses it, its
+  count is reported again, together with the report itself.
 """
 
 from __future__ import annotations
 
+import contextlib
+import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 
 from ._buffer import RecordBuffer
-from ._record import SwitchRecord
+from ._record import Record
 from ._render import EventBuilder, Renderer, ThreadNames, WallClock
-from ._sinks import Sink
+from ._shrink import Shrinker
+from ._sinks import PartialWrite, Sink
 from ._warn import warn
 
 __all__ = ["Writer"]
 
 BATCH = 4096
 INTERVAL_S = 0.05
+RETRY_INITIAL_S = 0.1
+RETRY_MAX_S = 5.0
+# The longest wait a receiver's Retry-After can impose.
+RETRY_AFTER_MAX_S = 60.0
+
+_Report = tuple[bytes, str, int]
 
 
 class Writer:
@@ -44,35 +63,52 @@ class Writer:
         *,
         capacity: int,
         next_seq: Callable[[], int],
-        on_started: Callable[[Callable[[SwitchRecord], bool]], None],
+        on_started: Callable[[Callable[[Record], bool]], None],
         interval: float = INTERVAL_S,
+        max_record_bytes: int = 8192,
+        retry_initial: float = RETRY_INITIAL_S,
+        retry_max: float = RETRY_MAX_S,
     ) -> None:
         self.sink = sink
         self.renderer = renderer
         self.capacity = capacity
         self.interval = interval
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
         self._next_seq = next_seq
         self._on_started = on_started
+        limit = max_record_bytes - int(getattr(sink, "overhead", 0) or 0)
+        sink_limit = getattr(sink, "record_limit", None)
+        if isinstance(sink_limit, int) and sink_limit > 0:
+            limit = min(limit, sink_limit)
+        self.record_limit = max(limit, 256)
         self._init_state()
 
     def _init_state(self) -> None:
-        self.buffer: RecordBuffer[SwitchRecord] = RecordBuffer(self.capacity)
+        self.buffer: RecordBuffer[Record] = RecordBuffer(self.capacity)
         self.clock = WallClock()
         self.builder = EventBuilder(self.clock, ThreadNames())
+        self.shrinker = Shrinker(self.record_limit, self.builder.switch, self.renderer, _BARE)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._cycle = threading.Condition(threading.Lock())
         self._cycles = 0
         self._busy = False
         self._stopping = False
+        self._hurry = False
         self._thread: threading.Thread | None = None
         self._lost: dict[str, int] = {}
+        self._pending: list[bytes] = []
+        self._report_line: _Report | None = None
         self._sink_failing = False
+        self._failures = 0
+        self._retry_at = 0.0
         self.written = 0
+        self.truncated = 0
 
     # -- producer side --------------------------------------------------------------------
 
-    def first_put(self, record: SwitchRecord) -> bool:
+    def first_put(self, record: Record) -> bool:
         """The capture's emit until the thread runs: start it, then hand over to the buffer."""
         self.start()
         return self.buffer.put(record)
@@ -95,23 +131,48 @@ class Writer:
 
     # -- control --------------------------------------------------------------------------
 
+    def _idle(self) -> bool:
+        return (
+            not len(self.buffer)
+            and not self._busy
+            and not self._pending
+            and self._report_line is None
+            and not self._lost
+            and self.buffer._dropped == 0
+        )
+
+    def _unwritten(self) -> int:
+        return (
+            len(self.buffer)
+            + len(self._pending)
+            + (self._report_line[2] + 1 if self._report_line is not None else 0)
+            + sum(self._lost.values())
+            + self.buffer.take_dropped()
+        )
+
     def flush(self, timeout: float) -> bool:
-        """Write everything buffered now; ``True`` if done within ``timeout`` seconds."""
+        """Write everything buffered now; ``True`` if done within ``timeout`` seconds.
+
+        A sink that is backing off after a failure is tried again at once; if that
+        attempt fails too, ``flush`` returns ``False`` without waiting for the deadline.
+        """
         deadline = time.monotonic() + timeout
         if self._thread is None:
-            if not len(self.buffer) and not self._lost:
+            if self._idle():
                 return True
             self.start()
         cycles_at_start = self._cycles
         while True:
             with self._cycle:
-                if not len(self.buffer) and not self._busy and not self._lost_pending():
+                if self._idle():
                     return True
                 if not self.running:
                     return False
-                if self._sink_failing and self._cycles > cycles_at_start:
+                # A whole cycle started after this flush and the sink still fails.
+                if self._sink_failing and self._cycles >= cycles_at_start + 2:
                     return False
                 target = self._cycles + 1
+                self._hurry = True
                 self._wake.set()
                 while self._cycles < target:
                     remaining = deadline - time.monotonic()
@@ -133,35 +194,36 @@ class Writer:
         if thread is not None and done:
             thread.join(max(0.0, min(timeout, 0.5)))
         if not done:
-            left = len(self.buffer) + sum(self._lost.values()) + self.buffer.take_dropped()
             warn(
-                f"coroscope: {left} records not written to {self.sink.name}: "
+                f"coroscope: {self._unwritten()} records not written to {self.sink.name}: "
                 f"it did not finish within {timeout:g} s at exit"
             )
         else:
-            try:
+            with contextlib.suppress(Exception):
                 self.sink.close()
-            except Exception:
-                pass
         return done
 
     def reset_after_fork(self) -> None:
-        """In a forked child: no thread, an empty buffer, this process's pid."""
+        """In a forked child: no thread, an empty buffer, this process's pid, and a sink
+        that holds no connection or record of the parent's."""
+        self.buffer.clear()
+        self._pending = []
         self._init_state()
+        reset = getattr(self.sink, "reset_after_fork", None)
+        if reset is not None:
+            reset()
 
     # -- the thread -----------------------------------------------------------------------
-
-    def _lost_pending(self) -> bool:
-        return bool(self._lost) or self.buffer._dropped > 0
 
     def _run(self) -> None:
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
             stopping = self._stopping
+            hurry, self._hurry = self._hurry, False
             try:
                 self._busy = True
-                self._write_pending()
+                self._write_pending(hurry)
             except Exception as exc:  # a bug here must not kill the writer silently
                 warn(f"coroscope: writer error: {type(exc).__name__}: {exc}")
             finally:
@@ -176,64 +238,139 @@ class Writer:
         if count:
             self._lost[reason] = self._lost.get(reason, 0) + count
 
-    def _write_pending(self) -> None:
+    def _remember_thread_names(self) -> None:
+        # Records carry only the thread id; its name is looked up while rendering, when a
+        # short-lived thread may already be gone.  Learn the names of live threads once
+        # per cycle so that records of a thread that ends soon after still name it.
+        name = self.builder.threads.name
+        for ident in list(threading._active):  # type: ignore[attr-defined]
+            name(ident)
+
+    def _write_pending(self, hurry: bool = False) -> None:
         self.clock.sync()
+        self._remember_thread_names()
         while True:
             self._count_lost("buffer_full", self.buffer.take_dropped())
+            if self._retry_at and not hurry and time.monotonic() < self._retry_at:
+                return  # backing off: the buffer fills meanwhile
+            if self._report_line is not None and not self._deliver_report():
+                return
+            if self._pending and not self._deliver(self._pending):
+                return
+            if self._lost and not self._report():
+                return
             records = self.buffer.drain(BATCH)
-            if not records and not self._lost:
+            if not records:
                 return
             lines = self._render(records)
-            lost_before = dict(self._lost)
-            report = self._loss_lines(lost_before)
-            if not report and not lines:
-                if not records:
-                    return
-                continue
-            try:
-                self.sink.write_batch(report + lines)
-            except Exception as exc:
-                # The loss report's own records took numbers too: they are lost with the batch.
-                self._count_lost("sink_error", len(lines) + len(report))
-                if not self._sink_failing:
-                    self._sink_failing = True
-                    warn(
-                        f"coroscope: cannot write to {self.sink.name} "
-                        f"({type(exc).__name__}: {exc}); records are dropped and counted"
-                    )
+            if lines and not self._deliver(lines):
                 return
-            if self._sink_failing:
-                self._sink_failing = False
-            for reason, count in lost_before.items():
-                left = self._lost.get(reason, 0) - count
-                if left > 0:
-                    self._lost[reason] = left
-                else:
-                    self._lost.pop(reason, None)
-            self.written += len(lines)
             if len(records) < BATCH:
                 return
 
-    def _loss_lines(self, lost: dict[str, int]) -> list[bytes]:
-        lines = []
-        for reason, count in lost.items():
-            event = self.builder.dropped(self._next_seq(), count, reason)
-            try:
-                lines.append(self.renderer(event))
-            except Exception:
-                # A processor rejected our own record: fall back to the bare renderer.
-                lines.append(_BARE(event))
-        return lines
+    # -- delivery -------------------------------------------------------------------------
 
-    def _render(self, records: list[SwitchRecord]) -> list[bytes]:
+    def _deliver(self, lines: list[bytes]) -> bool:
+        """Hand ``lines`` to the sink; keep what it did not take for a retry."""
+        try:
+            result = self.sink.write_batch(lines)
+        except PartialWrite as exc:
+            self._settle(exc.written, exc.lost)
+            self._pending = lines[exc.written :]
+            self._failed(exc, exc.retry_after)
+            return False
+        except Exception as exc:
+            self._pending = lines
+            self._failed(exc)
+            return False
+        self._settle(len(lines), result)
+        self._pending = []
+        self._succeeded()
+        return True
+
+    def _settle(self, delivered: int, lost: Mapping[str, int] | None) -> None:
+        given_up = 0
+        if lost:
+            for reason, count in lost.items():
+                self._count_lost(reason, count)
+                given_up += count
+        self.written += delivered - given_up
+
+    def _report(self) -> bool:
+        """Write one ``dropped`` record per reason, each alone."""
+        for reason in list(self._lost):
+            count = self._lost.pop(reason)
+            self._report_line = (self._loss_line(reason, count), reason, count)
+            if not self._deliver_report():
+                return False
+        return True
+
+    def _deliver_report(self) -> bool:
+        assert self._report_line is not None
+        line, reason, count = self._report_line
+        try:
+            lost = self.sink.write_batch([line])
+        except Exception as exc:
+            self._failed(exc, exc.retry_after if isinstance(exc, PartialWrite) else None)
+            return False  # the same line (same seq) is tried again first
+        self._report_line = None
+        self._succeeded()
+        if lost:  # the report itself was lost: its count and its own seq are reported later
+            self._count_lost(reason, count)
+            self._count_lost(next(iter(lost)), 1)
+            return False
+        self.written += 1
+        return True
+
+    def _failed(self, exc: BaseException, retry_after: float | None = None) -> None:
+        self._failures += 1
+        delay = min(self.retry_max, self.retry_initial * 2 ** min(self._failures - 1, 30))
+        delay *= random.uniform(0.8, 1.2)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, RETRY_AFTER_MAX_S))
+        self._retry_at = time.monotonic() + delay
+        if not self._sink_failing:
+            self._sink_failing = True
+            cause = exc.cause if isinstance(exc, PartialWrite) else exc
+            warn(
+                f"coroscope: cannot write to {self.sink.name} ({type(cause).__name__}: {cause}); "
+                f"retrying with backoff, holding up to {self.capacity} records; "
+                "losses are counted and reported"
+            )
+
+    def _succeeded(self) -> None:
+        if self._sink_failing:
+            self._sink_failing = False
+            warn(f"coroscope: writing to {self.sink.name} again")
+        self._failures = 0
+        self._retry_at = 0.0
+
+    # -- rendering ------------------------------------------------------------------------
+
+    def _loss_line(self, reason: str, count: int) -> bytes:
+        event = self.builder.dropped(self._next_seq(), count, reason)
+        try:
+            line = self.renderer(event)
+        except Exception:
+            # A processor rejected our own record: fall back to the bare renderer.
+            return _BARE(event)
+        # A processor made it too long: the bare rendering is small.
+        return line if len(line) <= self.record_limit else _BARE(event)
+
+    def _render(self, records: list[Record]) -> list[bytes]:
         build = self.builder.switch
         render = self.renderer
+        limit = self.record_limit
         out: list[bytes] = []
         append = out.append
         filtered = failed = 0
         for record in records:
             try:
-                append(render(build(record)))
+                line = render(build(record))
+                if len(line) > limit:
+                    line = self.shrinker.fit(record, line)
+                    self.truncated += 1
+                append(line)
             except structlog.DropEvent:
                 filtered += 1
             except Exception:
