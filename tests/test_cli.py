@@ -63,7 +63,7 @@ class TestRun:
         script.write_text("print('ran')\n")
         result = _coroscope("run", "--buffer", "0", str(script))
         assert result.returncode == 2
-        assert "buffer_size=0 is not valid" in result.stderr
+        assert "buffer_size='0' is not valid" in result.stderr
         assert "ran" not in result.stdout
 
     def test_nothing_to_run(self) -> None:
@@ -71,3 +71,30 @@ class TestRun:
         result = _coroscope("run")
         assert result.returncode == 2
         assert "give a script path or -m module" in result.stderr
+
+    def test_any_setting_with_set(self, tmp_path: Path) -> None:
+        """-s NAME=VALUE reaches any setting: slow mode with a tiny threshold logs the slow wait only."""
+        script = tmp_path / "prog.py"
+        script.write_text(
+            "import asyncio\n"
+            "async def main():\n"
+            "    await asyncio.sleep(0)\n"
+            "    await asyncio.sleep(0.05)\n"
+            "asyncio.run(main())\n"
+        )
+        log = tmp_path / "out.log"
+        result = _coroscope(
+            "run", "--output", str(log), "--mode", "slow", "-s", "slow_await_ms=20", str(script)
+        )
+        assert result.returncode == 0, result.stderr
+        switches = [r for r in read_records(log) if r["event"] in ("suspend", "resume")]
+        assert [r["event"] for r in switches] == ["resume"]
+        assert switches[0]["waited_ms"] >= 20
+
+    def test_unknown_setting(self, tmp_path: Path) -> None:
+        """A misspelt -s name is refused with exit status 2."""
+        script = tmp_path / "prog.py"
+        script.write_text("print('ran')\n")
+        result = _coroscope("run", "-s", "slow_stp_ms=5", str(script))
+        assert result.returncode == 2
+        assert "slow_stp_ms" in result.stderr

@@ -196,6 +196,7 @@ class Monitor:
         self._root_codes: dict[int, CodeType] = {}
         self._seq = itertools.count()
         self._set_emit: Callable[[Emit], None] | None = None
+        self._set_seq: Callable[[Callable[[], int]], None] | None = None
         # Called on the loop's thread when a task's root starts (not per switch).
         self.on_task_start: Callable[[Any, Any, _Root], None] | None = None
 
@@ -285,6 +286,8 @@ class Monitor:
         """In a forked child: fresh lock and record numbers; tasks keep their state."""
         self._lock = threading.Lock()
         self._seq = itertools.count()
+        if self._set_seq is not None:
+            self._set_seq(self._seq.__next__)
 
     def adopt(self, tasks: Iterable[object]) -> int:
         """Treat already-running tasks as if coroscope had seen them start.
@@ -547,7 +550,12 @@ class Monitor:
             nonlocal emit
             emit = new
 
+        def set_seq(new: Callable[[], int]) -> None:
+            nonlocal next_seq
+            next_seq = new
+
         self._set_emit = set_emit
+        self._set_seq = set_seq
         return {
             _EVENTS.PY_START: on_start,
             _EVENTS.PY_YIELD: on_yield,

@@ -7,6 +7,7 @@ import os
 import runpy
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -22,17 +23,28 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "COROSCOPE=1 themselves."
         ),
     )
-    run.add_argument("--output", help="stderr, stdout or a file path (COROSCOPE_OUTPUT)")
+    run.add_argument(
+        "--output",
+        help="stderr, stdout, a file path, syslog+tcp://, syslog+udp://, tcp:// or "
+        "otlp+http:// URL (COROSCOPE_OUTPUT)",
+    )
     run.add_argument(
         "--locals", choices=("safe", "off"), help="capture of locals (COROSCOPE_LOCALS)"
     )
+    run.add_argument("--mode", choices=("all", "slow"), help="what is logged (COROSCOPE_MODE)")
+    run.add_argument("--sample", help="fraction of tasks captured, 0..1 (COROSCOPE_SAMPLE)")
+    run.add_argument("--service", help="service name for aggregators (COROSCOPE_SERVICE)")
+    run.add_argument("--buffer", dest="buffer_size", help="records buffered (COROSCOPE_BUFFER)")
     run.add_argument(
-        "--buffer", type=int, dest="buffer_size", help="records buffered (COROSCOPE_BUFFER)"
+        "--flush-timeout", help="seconds allowed at exit to write (COROSCOPE_FLUSH_TIMEOUT)"
     )
     run.add_argument(
-        "--flush-timeout",
-        type=float,
-        help="seconds allowed at exit to write (COROSCOPE_FLUSH_TIMEOUT)",
+        "--set",
+        "-s",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other setting by its field name, e.g. -s slow_step_ms=50 -s exclude=asyncio.*",
     )
     run.add_argument("-m", dest="module", help="run a library module as a script")
     run.add_argument("target", nargs=argparse.REMAINDER, help="script.py [args...]")
@@ -49,16 +61,25 @@ def _run(args: argparse.Namespace) -> int:
     if args.module is None and not target:
         print("coroscope run: give a script path or -m module", file=sys.stderr)
         return 2
+    settings: dict[str, Any] = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            print(f"coroscope run: --set takes NAME=VALUE, not {item!r}", file=sys.stderr)
+            return 2
+        settings[name.strip()] = value
+    for name in ("output", "locals", "mode", "sample", "service", "buffer_size", "flush_timeout"):
+        value = getattr(args, name)
+        if value is not None:
+            settings[name] = value
     try:
-        install(
-            output=args.output,
-            locals=args.locals,
-            buffer_size=args.buffer_size,
-            flush_timeout=args.flush_timeout,
-        )
+        install(**settings)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"coroscope run: {problem}", file=sys.stderr)
+        return 2
+    except TypeError as exc:
+        print(f"coroscope run: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"coroscope run: cannot open the output ({exc})", file=sys.stderr)

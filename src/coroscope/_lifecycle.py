@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._loops import LoopRegistry
-from ._render import frame_dicts
+from ._render import frame_dicts, note_thread_name
 
 __all__ = ["TaskLifecycle", "UnawaitedHook"]
 
@@ -48,6 +48,7 @@ class TaskLifecycle:
         """Register the task's loop and a callback for its end."""
         if loop is not self._loops.last:
             self._loops.register(loop)
+        note_thread_name()
         task.add_done_callback(functools.partial(self._done, root))
 
     def _done(self, root: Any, task: Any) -> None:

@@ -94,6 +94,18 @@ class WallClock:
         return f"{self._prefix}.{ns // 1000:06d}Z"
 
 
+# Names of threads that ran tasks, noted when a task starts on them, for threads that have
+# ended by the time their records are rendered.
+_SEEN_THREAD_NAMES: dict[int, str] = {}
+
+
+def note_thread_name() -> None:
+    """Remember the calling thread's name (called once per task start, not per switch)."""
+    if len(_SEEN_THREAD_NAMES) >= 4096:
+        _SEEN_THREAD_NAMES.clear()
+    _SEEN_THREAD_NAMES[threading.get_ident()] = threading.current_thread().name
+
+
 class ThreadNames:
     """Thread id -> name, resolved on the writer thread (capture stores only the id)."""
 
@@ -107,7 +119,7 @@ class ThreadNames:
         if name is None:
             thread = threading._active.get(ident)  # type: ignore[attr-defined]
             if thread is None:
-                return f"Thread-{ident}"
+                return _SEEN_THREAD_NAMES.get(ident) or f"Thread-{ident}"
             name = str(thread.name)
             if len(self._names) > 4096:
                 self._names.clear()
