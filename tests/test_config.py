@@ -84,3 +84,28 @@ class TestConfig:
         assert {s.field for s in SETTINGS} == fields
         assert all(s.env.startswith("COROSCOPE_") and s.doc for s in SETTINGS)
         assert len({s.env for s in SETTINGS}) == len(SETTINGS)
+
+
+class TestDocumentation:
+    """The README's settings table is the settings' documentation."""
+
+    def test_readme_lists_every_setting_with_its_default(self) -> None:
+        """Every variable appears in the README's table, next to its default."""
+        import dataclasses
+        from pathlib import Path
+
+        readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+        defaults = Config()
+        for setting in SETTINGS:
+            rows = [line for line in readme.splitlines() if line.startswith(f"| `{setting.env}` |")]
+            assert len(rows) == 1, setting.env
+            default = getattr(defaults, setting.field)
+            if isinstance(default, float) and default.is_integer():
+                default = int(default)
+            if isinstance(default, bool):
+                default = "on" if default else "off"
+            if isinstance(default, tuple) and setting.field != "redact":
+                default = ",".join(default) if default else "(none)"
+            if setting.field != "redact":
+                assert f"`{default if default != '' else '(empty)'}`" in rows[0], rows[0]
+        assert {f.name for f in dataclasses.fields(Config)} == {s.field for s in SETTINGS}
