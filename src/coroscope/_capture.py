@@ -26,6 +26,7 @@ says so once.
 
 from __future__ import annotations
 
+import dis
 import itertools
 import random
 import sys
@@ -64,6 +65,7 @@ _DISABLE = _mon.DISABLE
 _GLOBAL_EVENTS = _EVENTS.PY_START | _EVENTS.PY_THROW
 _ROOT_EVENTS = _EVENTS.PY_YIELD | _EVENTS.PY_RESUME
 _AWAITER_FLAGS = CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
+_SEND = dis.opmap["SEND"]
 
 _get_running_loop = _events._get_running_loop
 _current_task = _tasks.current_task
@@ -72,8 +74,6 @@ _clock = time.perf_counter_ns
 _get_ident = threading.get_ident
 
 Emit = Callable[[Record], object]
-
-_started_before = False  # whether this process has installed coroscope before
 
 
 @dataclass(frozen=True)
@@ -257,14 +257,6 @@ class Monitor:
                 break
             else:
                 return False
-            global _started_before
-            if _started_before:
-                # Locations switched off (DISABLE) by an earlier installation stay off for
-                # this tool id, and the new one may decide differently (other excludes):
-                # re-enable them.  This touches every tool's disabled locations, so it is
-                # done only when coroscope is installed again in the same process.
-                _mon.restart_events()
-            _started_before = True
             callbacks = self._callbacks(tool_id)
             for event, callback in callbacks.items():
                 _mon.register_callback(tool_id, event, callback)
@@ -302,6 +294,9 @@ class Monitor:
             frame = getattr(coro, "cr_frame", None)
             if type(coro) is not _CoroutineType or frame is None:
                 continue
+            known = self.roots.by_frame.get(id(frame))
+            if known is not None and known.frame is frame:
+                continue  # seen starting after all
             if self._root_code(frame.f_code, frame):
                 root = self.roots.add(frame, coro, task, now)
                 root.resumed_ns = -1
@@ -372,9 +367,16 @@ class Monitor:
                 frame = _getframe(1)
                 back = frame.f_back
                 if back is not None and back.f_code.co_flags & _AWAITER_FLAGS:
-                    # Awaited by another coroutine: not a task's first step.  Code of a
-                    # left-out module can never be a captured root: stop asking for it.
-                    return None if allows(code, frame) else _DISABLE
+                    # Started by another coroutine.  If that one is at a SEND (it awaits
+                    # us), this is not a task's first step; otherwise it is creating an
+                    # eager task (asyncio.Task(..., eager_start=True)), checked below.
+                    # (The caller's f_lasti is the SEND on 3.13, its cache entry on 3.12.)
+                    ops = back.f_code.co_code
+                    lasti = back.f_lasti
+                    if ops[lasti] == _SEND or ops[lasti - 2] == _SEND:
+                        # Code of a left-out module can never be a captured root: stop
+                        # asking for it.
+                        return None if allows(code, frame) else _DISABLE
                 loop = _get_running_loop()
                 if loop is None:
                     return None
@@ -393,9 +395,6 @@ class Monitor:
             except Exception as exc:
                 error(exc)
             return None
-
-        def root_of(frame: FrameType) -> _Root | None:
-            return table.get(id(frame))
 
         def suspend_record(
             root: _Root,
@@ -477,16 +476,6 @@ class Monitor:
                 error(exc)
             return None
 
-        def resumed(frame: FrameType, exception: str | None) -> None:
-            root = root_of(frame)
-            if root is None:
-                return
-            now = _clock()
-            waited = now - root.suspended_ns if root.suspended_ns >= 0 else -1
-            root.resumed_ns = now
-            root.wait_ns += waited
-            logged_resume(root, frame, now, waited, exception)
-
         def logged_resume(
             root: _Root, frame: FrameType, now: int, waited: int, exception: str | None
         ) -> None:
@@ -524,9 +513,13 @@ class Monitor:
                 if root is None:
                     return None
                 now = _clock()
-                waited = now - root.suspended_ns if root.suspended_ns >= 0 else -1
+                # A resume while the task is running means its suspend was not seen (after
+                # an exception handled below the root): the wait is unknown.
+                suspended = root.suspended_ns
+                waited = now - suspended if suspended > root.resumed_ns else -1
                 root.resumed_ns = now
-                root.wait_ns += waited
+                if waited > 0:
+                    root.wait_ns += waited
                 if log_all or waited >= slow_await:
                     logged_resume(root, frame, now, waited, None)
                 else:
@@ -537,11 +530,34 @@ class Monitor:
             return None
 
         def on_throw(code: CodeType, offset: int, exc: BaseException) -> object:
-            # PY_THROW cannot be disabled per location; other code just returns.
-            if not code.co_flags & CO_COROUTINE:
+            # PY_THROW cannot be disabled per location, and it fires on the frame that
+            # receives the exception: the root if the exception reaches it, but only an
+            # inner frame when that one handles it (asyncio.timeout in a nested coroutine):
+            # the root is then not resumed at all.  So look the task up from any frame.
+            if not code.co_flags & _AWAITER_FLAGS:
                 return None
             try:
-                resumed(_getframe(1), type(exc).__qualname__)
+                root = table.get(id(_getframe(1)))
+                if root is None:
+                    loop = _get_running_loop()
+                    if loop is None:
+                        return None
+                    task = _current_task(loop)
+                    if task is None:
+                        return None
+                    root = table.get(id(getattr(task.get_coro(), "cr_frame", None)))
+                    if root is None:
+                        return None
+                if root.suspended_ns < root.resumed_ns:
+                    return None  # this step's resume is already recorded
+                frame = root.frame
+                if frame is None:
+                    return None
+                now = _clock()
+                waited = now - root.suspended_ns if root.suspended_ns >= 0 else -1
+                root.resumed_ns = now
+                root.wait_ns += waited
+                logged_resume(root, frame, now, waited, type(exc).__qualname__)
             except Exception as err:
                 error(err)
             return None
@@ -568,7 +584,8 @@ _ALL_EVENTS = (_EVENTS.PY_START, _EVENTS.PY_YIELD, _EVENTS.PY_RESUME, _EVENTS.PY
 
 
 def _release(tool_id: int, codes: Iterable[CodeType]) -> None:
-    """Leave nothing behind: events off (global and local), callbacks unregistered, id freed.
+    """Leave nothing behind: events off (global and local), callbacks unregistered,
+    disabled locations re-enabled, id freed.
 
     On 3.12/3.13 ``free_tool_id`` alone does not clear events (CPython gh-111963).
     """
@@ -577,4 +594,9 @@ def _release(tool_id: int, codes: Iterable[CodeType]) -> None:
         _mon.set_local_events(tool_id, code, 0)
     for event in _ALL_EVENTS:
         _mon.register_callback(tool_id, event, None)
+    # Locations switched off with DISABLE stay off for this tool id after it is freed: the
+    # next tool on the id (or coroscope installed again, deciding differently) would miss
+    # their events.  Re-enable them; other tools' disabled locations come back too, once,
+    # and are switched off again at their next event.
+    _mon.restart_events()
     _mon.free_tool_id(tool_id)

@@ -109,7 +109,9 @@ def describe_awaitable(obj: object) -> str:
         task: Any = obj
         state = task._state.lower()
         name = task.get_name()
-        text = f"<Task {state} name={name!r} coro=<{_coro_name(task.get_coro())}()>>"
+        # No get_coro() on a finished task (it crashes CPython 3.12.0-3.12.4, gh-122332).
+        coro = "..." if state == "finished" else _coro_name(task.get_coro())
+        text = f"<Task {state} name={name!r} coro=<{coro}()>>"
     elif cls in _FUTURE_TYPES:
         text = f"<Future {obj._state.lower()}{_callback_names(obj)}>"  # type: ignore[attr-defined]
     elif issubclass(cls, asyncio.Future) and cls.__module__.startswith("asyncio."):
@@ -323,19 +325,17 @@ class ChainCapture:
         return self._finish(self._walk(link, value, places))
 
     def _finish(self, places: list[_Place]) -> tuple[FrameRecord, ...]:
-        """Add the locals to a chain's places: one budget per record, spent innermost first
-        (where a task waits matters more than the frames that lead there)."""
+        """Add the locals to a chain's places: one budget per record, spent root first
+        (the application's own frames usually come first; library internals further in)."""
         renderer = self._renderer
         if renderer is None:
             return tuple([(skeleton, None, awaits) for skeleton, _, awaits in places])
         render = renderer.render_locals
         budget = renderer.new_budget()
-        rendered = [render(frame.f_locals, budget) for _, frame, _ in reversed(places)]
-        rendered.reverse()
         return tuple(
             [
-                (skeleton, local_values, awaits)
-                for (skeleton, _, awaits), local_values in zip(places, rendered, strict=True)
+                (skeleton, render(frame.f_locals, budget), awaits)
+                for skeleton, frame, awaits in places
             ]
         )
 

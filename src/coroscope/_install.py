@@ -207,11 +207,41 @@ def capture_options(config: Config) -> CaptureOptions:
 
 
 def _adopt_running_tasks(monitor: Monitor, loops: LoopRegistry) -> None:
-    # Installed from inside a running loop: its tasks started before coroscope and would
-    # otherwise never be seen (a task's root is found when it starts).
-    loop = asyncio.events._get_running_loop()
-    if loop is None:
-        return
+    """Make tasks that started before coroscope visible from their next switch on.
+
+    A task's root is found when its first step starts, so tasks already running would never
+    be seen.  Their loops are found through asyncio's registry of tasks; each running loop
+    adopts its own tasks on its own thread (the calling thread's loop at once).
+    """
+    current = asyncio.events._get_running_loop()
+    found: dict[int, asyncio.AbstractEventLoop] = {}
+    if current is not None:
+        found[id(current)] = current
+    registries = (
+        getattr(asyncio.tasks, "_scheduled_tasks", ()),
+        getattr(asyncio.tasks, "_eager_tasks", ()),
+    )
+    for _ in range(3):  # the registries may change size under us, from other threads
+        try:
+            for registry in registries:
+                for task in list(registry):
+                    loop = task.get_loop()
+                    found.setdefault(id(loop), loop)
+            break
+        except RuntimeError:
+            continue
+    for loop in found.values():
+        try:
+            if loop is current:
+                _adopt_on_loop(monitor, loops, loop)
+            elif loop.is_running():
+                loop.call_soon_threadsafe(_adopt_on_loop, monitor, loops, loop)
+        except Exception as exc:
+            warn(f"coroscope: could not adopt running tasks ({type(exc).__name__}: {exc})")
+
+
+def _adopt_on_loop(monitor: Monitor, loops: LoopRegistry, loop: asyncio.AbstractEventLoop) -> None:
+    # Runs on the loop's own thread, between tasks.
     try:
         loops.register(loop)
         monitor.adopt(asyncio.all_tasks(loop))

@@ -46,7 +46,7 @@ class TaskLifecycle:
 
     def task_started(self, loop: Any, task: Any, root: Any) -> None:
         """Register the task's loop and a callback for its end."""
-        if loop is not self._loops.last:
+        if not self._loops.is_last(loop):
             self._loops.register(loop)
         note_thread_name()
         task.add_done_callback(functools.partial(self._done, root))
@@ -93,19 +93,21 @@ class UnawaitedHook:
         self._emit_event = emit_event
         self._original: Callable[[Any], None] | None = None
         self._active = False
+        # One bound method, installed and later recognised by identity.
+        self._installed: Callable[[Any], None] = self._hook
 
     def install(self) -> None:
         """Wrap the interpreter's hook (once)."""
         if self._active:
             return
         self._original = warnings._warn_unawaited_coroutine  # type: ignore[attr-defined]
-        warnings._warn_unawaited_coroutine = self._hook  # type: ignore[attr-defined]
+        warnings._warn_unawaited_coroutine = self._installed  # type: ignore[attr-defined]
         self._active = True
 
     def uninstall(self) -> None:
         """Restore the interpreter's hook if nobody wrapped it after us; else go inert."""
         self._active = False
-        if warnings._warn_unawaited_coroutine is self._hook:  # type: ignore[attr-defined]
+        if warnings._warn_unawaited_coroutine is self._installed:  # type: ignore[attr-defined]
             warnings._warn_unawaited_coroutine = self._original  # type: ignore[attr-defined]
 
     def _hook(self, coro: Any) -> None:

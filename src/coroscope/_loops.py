@@ -42,11 +42,18 @@ class LoopRegistry:
         self._loops: dict[int, WatchedLoop] = {}
         self._lock = threading.Lock()
         self.on_first = on_first
-        self.last: object = None  # the loop registered last (a cheap "seen it" check)
+        # The loop registered last, weakly (a finished loop must be freed): a cheap
+        # "seen it already" check for the task starts of one loop.
+        self._last: weakref.ref[asyncio.AbstractEventLoop] | None = None
+
+    def is_last(self, loop: object) -> bool:
+        """Whether ``loop`` is the loop registered last."""
+        last = self._last
+        return last is not None and last() is loop
 
     def register(self, loop: asyncio.AbstractEventLoop) -> None:
         """Remember ``loop`` as running in the calling thread."""
-        self.last = loop
+        self._last = weakref.ref(loop)
         key = id(loop)
         with self._lock:
             known = self._loops.get(key)
@@ -74,4 +81,4 @@ class LoopRegistry:
         """Forget every loop."""
         with self._lock:
             self._loops.clear()
-        self.last = None
+        self._last = None

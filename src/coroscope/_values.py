@@ -982,11 +982,16 @@ def _build(r: LocalsRenderer, excluded: NameFilter) -> None:
     def task_text(v: Any) -> str:
         state = v._state
         name = v.get_name()
-        coro = v.get_coro()
-        if type(coro) is types.CoroutineType:
-            coro_text = coro.__qualname__ + "()"
+        if state == "FINISHED":
+            # Never get_coro() on a finished task: on CPython 3.12.0-3.12.4 it crashes the
+            # interpreter for a task that completed eagerly (gh-122332).
+            coro_text = "..."
         else:
-            coro_text = _type_name(type(coro))
+            coro = v.get_coro()
+            if type(coro) is types.CoroutineType:
+                coro_text = coro.__qualname__ + "()"
+            else:
+                coro_text = _type_name(type(coro))
         extra = ""
         if state == "FINISHED":
             exc = v._exception
