@@ -6,15 +6,16 @@ first to resume, and at its ``PY_YIELD`` the whole chain is suspended and can be
 from it.  So coroscope listens to as few events as it can:
 
 * ``PY_START`` (global) discovers task roots.  Non-coroutine code is switched off at once
-  with ``DISABLE``; a coroutine started by another coroutine (an ``await`` of a call, the
-  common case) is recognised from its caller's frame in a few operations; only a coroutine
-  started from outside a coroutine is checked against ``asyncio.current_task()``.  When a
+  with ``DISABLE``; a coroutine awaited by another coroutine (its caller stands at a ``SEND``:
+  the common case) is recognised from its caller's frame in a few operations, and switched off
+  if its module is left out; any other start is checked against ``asyncio.current_task()``.  When a
   root is found, its code object gets *local* ``PY_YIELD``/``PY_RESUME`` events, and its
   frame is entered in a table.
 * ``PY_YIELD``/``PY_RESUME`` (local, on root code only) look the frame up in that table
   (one dict lookup), take the time and, if the switch is to be logged, capture the chain and
   append one compact tuple to the buffer.
-* ``PY_THROW`` (global: it cannot be local) turns a cancellation into a ``resume`` record.
+* ``PY_THROW`` (global: it cannot be local) turns an exception thrown into a task
+  (cancellation, timeouts) into a ``resume`` record, whichever frame of the chain receives it.
 
 Every decision that does not depend on the switch (mode, thresholds, sampling rate,
 include/exclude) is made before monitoring starts, by choosing which closures to install.
