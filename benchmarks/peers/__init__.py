@@ -1,0 +1,1 @@
+"""Peers: other ways of logging asyncio task switches, measured beside coroscope."""
