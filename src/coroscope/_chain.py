@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import types
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
@@ -27,6 +28,8 @@ MAX_DEPTH = 64
 MAX_REPR = 200
 
 _CoroutineType = types.CoroutineType
+# Python 3.12 caches a function frame's f_locals dict on the frame (3.13 returns a proxy).
+_FRAME_CACHES_LOCALS = sys.version_info < (3, 13)
 _GeneratorType = types.GeneratorType
 _AsyncGeneratorType = types.AsyncGeneratorType
 
@@ -332,12 +335,24 @@ class ChainCapture:
             return tuple([(skeleton, None, awaits) for skeleton, _, awaits in places])
         render = renderer.render_locals
         budget = renderer.new_budget()
-        return tuple(
-            [
-                (skeleton, render(frame.f_locals, budget), awaits)
-                for skeleton, frame, awaits in places
-            ]
-        )
+        if not _FRAME_CACHES_LOCALS:
+            return tuple(
+                [
+                    (skeleton, render(frame.f_locals, budget), awaits)
+                    for skeleton, frame, awaits in places
+                ]
+            )
+        out = []
+        for skeleton, frame, awaits in places:
+            f_locals = frame.f_locals
+            out.append((skeleton, render(f_locals, budget), awaits))
+            # On 3.12 f_locals is a dict cached on the frame: left filled, it would keep
+            # objects alive after the program deleted them.  Empty it, unless someone else
+            # holds it (a `locals()` the program kept): the frame, this name, the argument.
+            if type(f_locals) is dict and sys.getrefcount(f_locals) <= 3:
+                f_locals.clear()
+            del f_locals
+        return tuple(out)
 
     def _walk(self, obj: Any, value: object, places: list[_Place]) -> list[_Place]:
         codes = self._codes

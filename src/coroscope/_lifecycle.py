@@ -60,7 +60,8 @@ class TaskLifecycle:
                 return
             now = time.perf_counter_ns()
             fields: dict[str, Any] = {
-                "task": {"name": task.get_name(), "id": root.task_id},
+                # get_name() can be None for a task that completed eagerly (3.13.0).
+                "task": {"name": task.get_name() or "", "id": root.task_id},
                 "age_ms": _ms(now - root.started_ns),
                 "switches": root.switches,
                 "run_ms": _ms(root.run_ns),
