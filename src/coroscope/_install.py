@@ -19,7 +19,7 @@ from ._config import Config
 from ._inspect import Inspector
 from ._lifecycle import TaskLifecycle, UnawaitedHook
 from ._loops import LoopRegistry
-from ._render import Processor, Renderer
+from ._render import Processor, Renderer, note_thread_name
 from ._sinks import Sink, open_sink
 from ._values import LocalsRenderer
 from ._warn import warn
@@ -244,6 +244,7 @@ def _adopt_on_loop(monitor: Monitor, loops: LoopRegistry, loop: asyncio.Abstract
     # Runs on the loop's own thread, between tasks.
     try:
         loops.register(loop)
+        note_thread_name()
         monitor.adopt(asyncio.all_tasks(loop))
     except Exception as exc:
         warn(f"coroscope: could not adopt running tasks ({type(exc).__name__}: {exc})")

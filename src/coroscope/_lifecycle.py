@@ -48,7 +48,7 @@ class TaskLifecycle:
         """Register the task's loop and a callback for its end."""
         if not self._loops.is_last(loop):
             self._loops.register(loop)
-        note_thread_name()
+            note_thread_name()
         task.add_done_callback(functools.partial(self._done, root))
 
     def _done(self, root: Any, task: Any) -> None:

@@ -66,11 +66,6 @@ EXCEPTION: Final = 9
 LEVEL: Final = 10
 RESUMED_AT: Final = 11
 
-# Indexes into a frame record.
-F_SKELETON: Final = 0
-F_LOCALS: Final = 1
-F_AWAITS: Final = 2
-
 Block = tuple[str, int]
 Skeleton = tuple[str, str, int, int, tuple[Block, ...]]
 FrameRecord = tuple[Skeleton, "dict[str, Any] | None", "tuple[str, str | None] | None"]

@@ -100,7 +100,7 @@ _SEEN_THREAD_NAMES: dict[int, str] = {}
 
 
 def note_thread_name() -> None:
-    """Remember the calling thread's name (called once per task start, not per switch)."""
+    """Remember the calling thread's name (called when a loop is registered on it)."""
     if len(_SEEN_THREAD_NAMES) >= 4096:
         _SEEN_THREAD_NAMES.clear()
     _SEEN_THREAD_NAMES[threading.get_ident()] = threading.current_thread().name
