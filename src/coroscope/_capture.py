@@ -397,42 +397,20 @@ class Monitor:
                 error(exc)
             return None
 
-        def suspend_record(
-            root: _Root,
-            now: int,
-            frames: tuple[FrameRecord, ...],
-            value: object,
-            step: int,
-            level: str,
-            resumed_at: Skeleton | None,
-        ) -> SwitchRecord:
-            task: Any = root.task_ref()
-            return (
-                SUSPEND,
-                next_seq(),
-                now,
-                _get_ident(),
-                root.task_id,
-                task.get_name() if task is not None else "",
-                frames,
-                (type(value).__qualname__, describe_awaitable(value)),
-                step,
-                None,
-                level,
-                resumed_at,
-            )
-
-        def resume_record(
+        def switch_record(
+            kind: int,
             root: _Root,
             now: int,
             frames: tuple[FrameRecord, ...],
             awaiting: tuple[str, str] | None,
-            waited: int,
-            exception: str | None,
+            duration: int,
+            exception: str | None = None,
+            level: str = "info",
+            resumed_at: Skeleton | None = None,
         ) -> SwitchRecord:
             task: Any = root.task_ref()
             return (
-                RESUME,
+                kind,
                 next_seq(),
                 now,
                 _get_ident(),
@@ -440,10 +418,10 @@ class Monitor:
                 task.get_name() if task is not None else "",
                 frames,
                 awaiting,
-                waited,
+                duration,
                 exception,
-                "info",
-                None,
+                level,
+                resumed_at,
             )
 
         def on_yield(code: CodeType, offset: int, value: object) -> object:
@@ -463,11 +441,17 @@ class Monitor:
                         resumed_at = root.resume_skeleton
                     else:
                         resumed_at = skeleton_at(code, _getframe(1), root.resume_lasti)
-                    emit(suspend_record(root, now, frames, value, step, "warning", resumed_at))
+                    awaiting = (type(value).__qualname__, describe_awaitable(value))
+                    emit(
+                        switch_record(
+                            SUSPEND, root, now, frames, awaiting, step, None, "warning", resumed_at
+                        )
+                    )
                 elif log_all:
                     frames = capture(root.coro_ref(), value)
                     root.frames = frames
-                    emit(suspend_record(root, now, frames, value, step, "info", None))
+                    awaiting = (type(value).__qualname__, describe_awaitable(value))
+                    emit(switch_record(SUSPEND, root, now, frames, awaiting, step))
                 else:
                     # Not logged now; keep what a slow wait would need at the resume.
                     coro: Any = root.coro_ref()
@@ -491,7 +475,7 @@ class Monitor:
                     record = frame_record(frame, None, None)
                     frames = (record,) if record is not None else ()
                     root.resume_skeleton = record[0] if record is not None else None
-                emit(resume_record(root, now, frames, None, waited, exception))
+                emit(switch_record(RESUME, root, now, frames, None, waited, exception))
                 return
             root.resume_lasti = frame.f_lasti
             if waited >= slow_await or exception is not None:
@@ -501,7 +485,7 @@ class Monitor:
                 if exception is not None:
                     root.thrown_at = frames
                 awaiting = (type(value).__qualname__, describe_awaitable(value))
-                emit(resume_record(root, now, frames, awaiting, waited, exception))
+                emit(switch_record(RESUME, root, now, frames, awaiting, waited, exception))
             else:
                 root.link = root.value = None
 
