@@ -33,8 +33,8 @@ from aggregators import (
     receive_buffer_max,
     wait_until,
 )
-from coroscope import _install
-from coroscope._syslog import SyslogTcpSink
+from coroscope import _api as _install
+from coroscope.sinks._syslog import SyslogTcpSink
 from helpers import clean_env
 
 

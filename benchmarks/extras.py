@@ -46,6 +46,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ class GateSink:
         self.lines = 0
         self.bytes = 0
 
-    def write_batch(self, records: list[bytes]) -> None:
+    def write_batch(self, records: list[bytes], levels: Sequence[str] = ()) -> None:
         if self.first_batch < 0:
             self.first_batch = len(records)
         self.gate.wait()
@@ -92,7 +93,7 @@ class StalledSink:
         self.name = "stalled"
         self._never = threading.Event()
 
-    def write_batch(self, records: list[bytes]) -> None:
+    def write_batch(self, records: list[bytes], levels: Sequence[str] = ()) -> None:
         self._never.wait()
 
     def close(self) -> None:
@@ -108,8 +109,8 @@ def _switches(tasks: int, depth: int, seconds: float) -> int:
 def writer_throughput(quick: bool) -> dict[str, Any]:
     """Records per second rendered and written, for depth-1 and depth-5 records."""
     import coroscope
+    from coroscope._api import _install
     from coroscope._config import Config
-    from coroscope._install import _install
 
     out: dict[str, Any] = {}
     seconds = 0.15 if quick else 0.4
@@ -152,9 +153,9 @@ def capture_cost(quick: bool) -> dict[str, Any]:
     one process, alternating with unmonitored phases; medians of the ratios.
     """
     import coroscope
-    from coroscope import _install as install_module
+    from coroscope import _api as install_module
+    from coroscope._api import _install
     from coroscope._config import Config
-    from coroscope._install import _install
 
     seconds = 0.1 if quick else 0.15
     reps = 2 if quick else 3
@@ -198,9 +199,9 @@ def capture_cost(quick: bool) -> dict[str, Any]:
 def stalled_memory(quick: bool, capacity: int | None) -> dict[str, Any]:
     """Resident memory growth with a sink that never returns, for one buffer size."""
     import coroscope
-    from coroscope import _install as install_module
+    from coroscope import _api as install_module
+    from coroscope._api import _install
     from coroscope._config import Config
-    from coroscope._install import _install
 
     short, long = (0.5, 1.2) if quick else (1.0, 2.5)
     _switches(1000, 5, 0.3)  # warm the allocator and the workload without monitoring

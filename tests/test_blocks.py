@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import types
 
-from coroscope._blocks import BlockIndex
+from coroscope.delivery._blocks import BlockIndex
 
 
 def _line(func: types.FunctionType, marker: str) -> int:

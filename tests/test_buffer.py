@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from coroscope._buffer import RecordBuffer
+from coroscope.delivery import RecordBuffer
 
 
 class TestRecordBuffer:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import types
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import pytest
 
 import coroscope
-from coroscope import _install
+from coroscope import _api as _install
 from coroscope._config import Config
 from coroscope.testing import MemorySink, capture_records
 
@@ -89,10 +89,10 @@ class _GateSink(MemorySink):
         self.entered = threading.Event()
         self.gate = threading.Event()
 
-    def write_batch(self, records: list[bytes]) -> None:
+    def write_batch(self, records: list[bytes], levels: Sequence[str] = ()) -> None:
         self.entered.set()
         self.gate.wait(10)
-        super().write_batch(records)
+        super().write_batch(records, levels)
 
 
 class TestThreadsEachWithALoop:
@@ -212,7 +212,7 @@ def _drive(coro: Any) -> tuple[list[object], object]:
 def _errors() -> int:
     session = _install._session
     assert session is not None
-    return session.monitor.errors
+    return session.capture.errors
 
 
 class TestHandDriven:

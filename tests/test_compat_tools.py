@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 import coroscope
-from coroscope import _install
-from coroscope._capture import TOOL_IDS
+from coroscope import _api as _install
+from coroscope.capture import TOOL_IDS
 from coroscope.testing import capture_records
 from helpers import clean_env, read_records
 
@@ -356,7 +356,7 @@ class TestRestartEvents:
                     assert asyncio.run(_restart_program(10, 10)) == 10 * 55
                     session = _install._session
                     assert session is not None
-                    assert session.monitor.errors == 0
+                    assert session.capture.errors == 0
             finally:
                 _RESTART_EVERY[0] = 0
             # The main task and ten workers, each found once (a second find: a new id).
@@ -398,7 +398,7 @@ async def _spin() -> None:
 @pytest.fixture(scope="class")
 def cycles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Install and uninstall thousands of times (a little asyncio work every 50th time)."""
-    from coroscope._capture import Monitor
+    from coroscope.capture import Capture as Monitor
 
     log = str(tmp_path_factory.mktemp("cycles") / "cycles.log")
     hook = warnings._warn_unawaited_coroutine  # type: ignore[attr-defined]

@@ -9,18 +9,17 @@ import itertools
 import socket
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
 
 import coroscope
 from aggregators import LineCollector, StalledPeer, check_accounting, free_port, wait_until
-from coroscope import _install
+from coroscope import _api as _install
 from coroscope._config import Config
-from coroscope._render import Renderer
-from coroscope._sinks import PartialWrite
-from coroscope._writer import Writer
+from coroscope.delivery import Renderer, Writer
+from coroscope.sinks import PartialWrite
 from coroscope.testing import MemorySink
 from helpers import clean_env, run_python
 
@@ -69,9 +68,9 @@ def stalled() -> Iterator[StalledPeer]:
 class _SlowSink(MemorySink):
     """A sink that takes 100 ms per batch (a slow aggregator), without holding the GIL."""
 
-    def write_batch(self, records: list[bytes]) -> None:
+    def write_batch(self, records: list[bytes], levels: Sequence[str] = ()) -> None:
         time.sleep(0.1)
-        super().write_batch(records)
+        super().write_batch(records, levels)
 
 
 class TestNeverBlocks:
@@ -161,6 +160,7 @@ class TestBackoff:
             capacity=10,
             next_seq=iter(range(100)).__next__,
             on_started=lambda emit: None,
+            max_record_bytes=8192,
         )
         delays = []
         for _ in range(12):
@@ -296,19 +296,21 @@ class _LossySink(MemorySink):
         super().__init__()
         self.calls = 0
 
-    def write_batch(self, records: list[bytes]) -> dict[str, int] | None:
+    def write_batch(
+        self, records: list[bytes], levels: Sequence[str] = ()
+    ) -> dict[str, int] | None:
         self.calls += 1
         step = self.calls % 4
         if step == 1:
             raise OSError("connection refused")
         if step == 2 and len(records) > 1:
             half = len(records) // 2
-            super().write_batch(records[:half])
+            super().write_batch(records[:half], levels)
             raise PartialWrite(half, ConnectionResetError("reset"))
         if step == 3:  # the last record of the batch is given up for good
-            super().write_batch(records[:-1])
+            super().write_batch(records[:-1], levels)
             return {"sink_error": 1}
-        super().write_batch(records)
+        super().write_batch(records, levels)
         return None
 
 

@@ -106,7 +106,7 @@ class TestPreFork:
 _FORK_WITH_BUFFERED_RECORDS = """
 import asyncio, os, sys, threading, time, warnings
 import coroscope
-from coroscope import _install
+from coroscope import _api as _install
 
 coroscope.install(output=sys.argv[1], environ={})
 sink = _install._session.writer.sink
@@ -114,12 +114,12 @@ gate = threading.Event()
 calls = 0
 real = type(sink).write_batch
 
-def held(records):
+def held(records, levels=()):
     global calls
     calls += 1
     if calls > 1:  # the first batch goes out (a connection is open), then the writer waits
         gate.wait()
-    return real(sink, records)
+    return real(sink, records, levels)
 
 sink.write_batch = held
 

@@ -184,16 +184,17 @@ class TestAdoption:
             finally:
                 coroscope.flush(5)
 
-        from coroscope import _install
         from coroscope.testing import MemorySink
 
         sink = MemorySink()
-        original = _install.open_sink
-        _install.open_sink = lambda output, **settings: sink  # type: ignore[assignment]
+        from coroscope import _session
+
+        original = _session.open_sink
+        _session.open_sink = lambda output, **settings: sink  # type: ignore[assignment]
         try:
             asyncio.run(main())
         finally:
-            _install.open_sink = original
+            _session.open_sink = original
             coroscope.uninstall()
         early = [
             r for r in sink.records() if r["event"] != "dropped" and r["task"]["name"] == "early"

@@ -14,15 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coroscope._logread import (
-    LogReader,
-    Progress,
-    check_inputs,
-    frame_location,
-    frames_summary,
-    is_asyncio_file,
-    timestamp_us,
-)
+from coroscope.tools._logread import LogReader, Progress, check_inputs
+from coroscope.tools._places import frame_location, frames_summary, is_asyncio_file, timestamp_us
 
 AIO = "/usr/lib/python3.12/asyncio/tasks.py"
 FRAMES: list[dict[str, Any]] = [

@@ -21,8 +21,8 @@ from aggregators import (
     decode_export_request,
     wait_until,
 )
-from coroscope import _install
-from coroscope._otlp import OtlpHttpSink, any_value, log_record
+from coroscope import _api as _install
+from coroscope.sinks._otlp import OtlpHttpSink, any_value, log_record
 
 
 async def _spin(n: int) -> None:

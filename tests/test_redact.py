@@ -9,14 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coroscope._config import Config, ConfigError
-from coroscope._redact import (
-    DEFAULT_DENY,
+from coroscope._denylist import DEFAULT_DENY, normalise, parse_deny_spec, parse_name_list
+from coroscope.values._redact import (
     REDACTED,
     DenyList,
     NameFilter,
-    normalise,
-    parse_deny_spec,
-    parse_name_list,
     scrub,
     scrub_cut,
 )

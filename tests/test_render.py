@@ -9,7 +9,9 @@ from typing import Any
 import orjson
 import structlog
 
-from coroscope._render import EventBuilder, Renderer, ThreadNames, WallClock
+from coroscope._threads import ThreadNames
+from coroscope.delivery import EventBuilder, Renderer
+from coroscope.delivery._clock import WallClock
 from coroscope.testing import capture_records
 
 

@@ -17,17 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coroscope import _report
-from coroscope._report import (
-    EXACT_LIMIT,
-    RELATIVE_ERROR,
-    QuantileSketch,
-    ReportBuilder,
-    SeqTracker,
-    main,
-    register,
-    render_text,
-)
+from coroscope.tools import _stats
+from coroscope.tools._report import ReportBuilder
+from coroscope.tools._report_cli import main, register
+from coroscope.tools._report_text import render_text
+from coroscope.tools._stats import EXACT_LIMIT, RELATIVE_ERROR, QuantileSketch, SeqTracker
 
 T0 = datetime(2026, 11, 25, 13, 0, 0, tzinfo=UTC)
 APP = "/srv/app/service.py"
@@ -470,7 +464,7 @@ class TestQuantiles:
     def test_bucket_error_bound_property(self, values: list[float], percent: int) -> None:
         """With buckets from the first value, any percentile is within 1% (or tiny) of exact."""
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(_report, "EXACT_LIMIT", 0)
+            mp.setattr(_stats, "EXACT_LIMIT", 0)
             sketch = QuantileSketch()
             for v in values:
                 sketch.add(v)

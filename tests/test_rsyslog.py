@@ -20,8 +20,8 @@ from aggregators import (
     receive_buffer_max,
     wait_until,
 )
-from coroscope import _install
-from coroscope._writer import Writer
+from coroscope import _api as _install
+from coroscope.delivery import Writer
 
 
 @pytest.fixture

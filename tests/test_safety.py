@@ -6,14 +6,15 @@ import asyncio
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 import coroscope
-from coroscope import _chain, _install
-from coroscope._capture import TOOL_IDS
+from coroscope import _api as _install
 from coroscope._config import Config
+from coroscope.capture import TOOL_IDS, _chain
 from coroscope.testing import MemorySink, capture_records
 
 _mon = sys.monitoring
@@ -40,13 +41,13 @@ class TestInternalErrors:
         def broken(self: Any, root: object, value: object) -> Any:
             raise RuntimeError("capture bug")
 
-        monkeypatch.setattr(_chain.ChainCapture, "capture", broken)
+        monkeypatch.setattr(_chain.ChainCapture, "suspended", broken)
         with capture_records() as records:
             assert asyncio.run(_spin(50)) == 0
             assert (
                 not coroscope.is_installed()
                 or _install._session is None
-                or not _install._session.monitor.active
+                or not _install._session.capture.active
             )
         err = capsys.readouterr().err
         assert err.count("coroscope: switched off after 10 internal errors") == 1
@@ -105,7 +106,7 @@ class TestToolIds:
     def test_uninstall_leaves_nothing(self) -> None:
         """After uninstall: no tool, no events, no callbacks, no writer thread."""
         coroscope.install(output="stderr", environ={})
-        tool_id = _install._session.monitor.tool_id  # type: ignore[union-attr]
+        tool_id = _install._session.capture.tool.tool_id  # type: ignore[union-attr]
         assert tool_id is not None
         coroscope.uninstall()
         coroscope.uninstall()  # twice is fine
@@ -133,10 +134,10 @@ class _BlockingSink(MemorySink):
         self.release = threading.Event()
         self.entered = threading.Event()
 
-    def write_batch(self, records: list[bytes]) -> None:
+    def write_batch(self, records: list[bytes], levels: Sequence[str] = ()) -> None:
         self.entered.set()
         self.release.wait()
-        super().write_batch(records)
+        super().write_batch(records, levels)
 
 
 class TestBoundedBuffer:

@@ -19,11 +19,12 @@ import pytest
 
 import coroscope
 from aggregators import check_accounting
-from coroscope import _install
+from coroscope import _api as _install
 from coroscope._config import Config, ConfigError
-from coroscope._outputs import parse_output
-from coroscope._sinks import FileSink, LineWriter, PartialWrite, open_sink
-from coroscope._syslog import Rfc5424, SyslogTcpSink, SyslogUdpSink
+from coroscope.sinks import PartialWrite, open_sink
+from coroscope.sinks._local import FileSink, LineWriter
+from coroscope.sinks._outputs import parse_output
+from coroscope.sinks._syslog import Rfc5424, SyslogTcpSink, SyslogUdpSink
 from coroscope.testing import capture_records
 from helpers import clean_env, read_records, run_python
 
@@ -240,7 +241,7 @@ class TestSyslogFormat:
         """Each frame is `LEN SP MSG`, LEN counting MSG's bytes; no BOM; severity from level."""
         sink = SyslogTcpSink("127.0.0.1", 1, app_name="my app", timeout=1, resend_bytes=0)
         records = [b'{"event":"resume","level":"info","x":"\xc3\xa9 \\n"}', b'{"level":"warning"}']
-        frames = sink.frames(records)
+        frames = sink.frames(records, ["info", "warning"])
         for frame, record in zip(frames, records, strict=True):
             length, _, message = frame.partition(b" ")
             assert int(length) == len(message)
@@ -338,7 +339,7 @@ class TestRecordCap:
 
     def test_syslog_cap_counts_the_header(self) -> None:
         """For syslog outputs the whole message (header included) fits the cap."""
-        sink = open_sink("syslog+udp://127.0.0.1:9")
+        sink = open_sink("syslog+udp://127.0.0.1:9", timeout=1.0, resend_bytes=0)
         config = Config(max_record_bytes=2048, locals="safe")
         assert _install._install(config, (), sink=sink)
         try:

@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 import pytest
 
-from coroscope._logread import timestamp_us
-from coroscope._trace import TraceBuilder, TraceWriter, main, register
+from coroscope.tools._places import timestamp_us
+from coroscope.tools._trace import TraceBuilder, TraceWriter
+from coroscope.tools._trace_cli import main, register
 
 T0 = datetime(2026, 11, 25, 13, 0, 0, tzinfo=UTC)
 BASE = timestamp_us("2026-11-25T13:00:00.000000Z") or 0

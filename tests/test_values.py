@@ -25,9 +25,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coroscope._config import Config
-from coroscope._redact import DEFAULT_DENY, DenyList
-from coroscope._values import BUDGET_KEY, BUDGET_MARK, REDACTED, Budget, LocalsRenderer
+from coroscope._config import DEFAULT_DENY, Config
+from coroscope.values import BUDGET_KEY, BUDGET_MARK, REDACTED, Budget, LocalsRenderer
+from coroscope.values._redact import DenyList
 from test_redact import SECRET_ALPHABET, filler_st, leaked, secrets_st, shaped
 
 MAX_BYTES = 4096
@@ -899,13 +899,11 @@ class TestBudget:
         assert frames[-1] == {BUDGET_KEY: "bytes, 2 locals left out"}
 
     def test_time_budget(self) -> None:
-        """A budget out of time marks the frame instead of rendering it."""
+        """Time stops runaway containers, and never cuts a few plain values, however late."""
         renderer = LocalsRenderer(max_ms=0)
         budget = renderer.new_budget()
-        time.sleep(0.001)
-        assert renderer.render_locals({"a": 1, "b": 2}, budget) == {
-            BUDGET_KEY: "time, 2 locals left out"
-        }
+        time.sleep(0.002)  # a preempted or slow start must not count against the values
+        assert renderer.render_locals({"a": 1, "b": 2}, budget) == {"a": 1, "b": 2}
         big = {"v": [list(range(20)) for _ in range(20)]}
         out = renderer.render_locals(big)
         assert BUDGET_MARK in dumps(out).decode()

@@ -10,8 +10,7 @@ Public API::
 
 from __future__ import annotations
 
-from ._config import Config, ConfigError
-from ._install import (
+from ._api import (
     current_config,
     flush,
     install,
@@ -20,6 +19,7 @@ from ._install import (
     snapshot,
     uninstall,
 )
+from ._config import Config, ConfigError
 from ._version import __version__
 
 __all__ = [

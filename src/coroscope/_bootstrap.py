@@ -24,7 +24,7 @@ def start_from_environment() -> bool:
         raw = environ.get("COROSCOPE")
         warn(f"coroscope: COROSCOPE={raw!r} is not valid ({exc}); coroscope is off")
         return False
-    from ._install import install
+    from ._api import install
 
     try:
         return install(environ=environ)

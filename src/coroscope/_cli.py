@@ -52,8 +52,8 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ._api import install
     from ._config import ConfigError
-    from ._install import install
 
     target: list[str] = list(args.target)
     if target and target[0] == "--":
@@ -102,12 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_run(subparsers)
-    for name in ("_report", "_trace"):
-        try:
-            module = __import__(f"coroscope.{name}", fromlist=["register"])
-        except ImportError:
-            continue
-        module.register(subparsers)
+    # Imported here, not caught: a tool that cannot be imported is a broken install, and
+    # says so instead of vanishing from the command line.
+    from .tools import _report_cli, _trace_cli
+
+    _report_cli.register(subparsers)
+    _trace_cli.register(subparsers)
     return parser
 
 

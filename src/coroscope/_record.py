@@ -1,56 +1,74 @@
-"""The compact records the capture callbacks hand to the buffer.
+"""The compact records capture hands to delivery: the contract between the two.
 
 Records are plain tuples: building one in a ``sys.monitoring`` callback must cost as little
 as possible, and a tuple is the cheapest container CPython has.  Everything in a record is
-already immutable or rendered (strings, numbers, small dicts of rendered locals), so the
-writer thread can turn it into an event dict later without looking at live objects.
+immutable or already rendered (strings, numbers, small dicts of rendered locals), so the
+writer thread can turn it into JSON later without looking at live objects.
 
-Layout of a switch record (index constants below)::
+Layout of a switch record (``SUSPEND``, ``RESUME``, ``END``; index constants below)::
 
     (kind, seq, t_ns, thread_id, task_id, task_name, frames, awaiting, duration_ns,
      exception, level, resumed_at)
 
 ``t_ns`` is ``time.perf_counter_ns()`` at the switch; the writer converts it to wall-clock
-time.  ``duration_ns`` is the step (on suspend) or the wait (on resume), ``-1`` if unknown.
+time.  ``duration_ns`` is the step (suspend, end) or the wait (resume), ``-1`` if unknown.
 ``awaiting`` is a ``(type, repr)`` pair or ``None``; ``exception`` the type name of an
 exception thrown in; ``level`` ``"info"`` or ``"warning"`` (a slow step); ``resumed_at``
-the skeleton of the root frame where a slow step began, else ``None``.
+the place where a slow step began, else ``None``.
 
 Other records (``EVENT``) are ``(EVENT, seq, t_ns, thread_id, event, level, fields)``
-with ``fields`` a dict of JSON-ready values added to the record's common keys.
+with ``fields`` a dict of JSON-ready values added to the record's common keys, except
+that a value of type :class:`Frames` is a chain the writer renders like a switch's.
 
 ``frames`` is a tuple of frame records, root first::
 
-    (skeleton, locals, awaits)
+    (place, locals, awaits)
 
-The *skeleton* ``(function, file, line, lasti, blocks)`` depends only on the code object
-and the instruction offset, so it is computed once and shared by every record of that
-place.  ``blocks`` is a tuple of ``(kind, line)`` pairs, outermost first; ``locals`` a dict
-of rendered values or ``None`` when locals are off; ``awaits`` a ``(type, name)`` pair or
-``None``.
+A *place* ``(code, lasti, line)`` is where a frame stands: a code object and an
+instruction offset, with the offset's source line.  The capture makes one tuple per
+distinct place and shares it between records, so the writer renders each place (name,
+file, line, offset and enclosing blocks) once.  ``locals`` is a dict of rendered values
+or ``None`` when locals are off; ``awaits`` a ``(type, name)`` pair or ``None``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from types import CodeType
+from typing import Any, Final, cast
 
 __all__ = [
-    "SUSPEND",
-    "RESUME",
-    "KIND_NAMES",
+    "AWAITING",
+    "DURATION_NS",
+    "END",
     "EVENT",
+    "EVENT_FIELDS",
+    "EVENT_LEVEL",
+    "EVENT_NAME",
+    "EXCEPTION",
+    "FRAMES",
+    "KIND",
+    "LEVEL",
+    "RESUME",
+    "RESUMED_AT",
+    "SEQ",
+    "SUSPEND",
+    "TASK_ID",
+    "TASK_NAME",
+    "THREAD_ID",
+    "T_NS",
     "EventRecord",
     "FrameRecord",
+    "Frames",
+    "Place",
     "Record",
-    "Skeleton",
     "SwitchRecord",
-    "Block",
+    "level_of",
 ]
 
-SUSPEND = 0
-RESUME = 1
-EVENT = 2  # any other record: (EVENT, seq, t_ns, thread_id, event, level, fields)
-KIND_NAMES = ("suspend", "resume")
+SUSPEND: Final = 0
+RESUME: Final = 1
+END: Final = 2  # a task's final step, closed by its end (logged when slow)
+EVENT: Final = 3  # any other record: (EVENT, seq, t_ns, thread_id, event, level, fields)
 
 # Indexes into a switch record (literal, so that type checkers know each field's type).
 KIND: Final = 0
@@ -65,10 +83,13 @@ DURATION_NS: Final = 8
 EXCEPTION: Final = 9
 LEVEL: Final = 10
 RESUMED_AT: Final = 11
+# ... and into an event record.
+EVENT_NAME: Final = 4
+EVENT_LEVEL: Final = 5
+EVENT_FIELDS: Final = 6
 
-Block = tuple[str, int]
-Skeleton = tuple[str, str, int, int, tuple[Block, ...]]
-FrameRecord = tuple[Skeleton, "dict[str, Any] | None", "tuple[str, str | None] | None"]
+Place = tuple[CodeType, int, int]
+FrameRecord = tuple[Place, "dict[str, Any] | None", "tuple[str, str | None] | None"]
 SwitchRecord = tuple[
     int,
     int,
@@ -81,10 +102,23 @@ SwitchRecord = tuple[
     int,
     "str | None",
     str,
-    "Skeleton | None",
+    "Place | None",
 ]
 
 # Records other than switches (watchdog, snapshots, task life cycle): their fields are
-# already JSON-ready when the record is made, since what they describe may change.
+# JSON-ready when the record is made, since what they describe may change.
 EventRecord = tuple[int, int, int, int, str, str, "dict[str, Any]"]
 Record = SwitchRecord | EventRecord
+
+
+def level_of(record: Record) -> str:
+    """The level of any record."""
+    if record[KIND] == EVENT:
+        return cast(EventRecord, record)[EVENT_LEVEL]
+    return cast(SwitchRecord, record)[LEVEL]
+
+
+class Frames(tuple[FrameRecord, ...]):
+    """A captured chain inside an event record's fields, rendered by the writer."""
+
+    __slots__ = ()

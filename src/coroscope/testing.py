@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from . import _api
 from ._config import Config
-from ._install import _install, flush, uninstall
-from ._render import Processor
+from .delivery import Processor
 
 __all__ = ["MemorySink", "capture_records"]
 
@@ -32,7 +32,7 @@ class MemorySink:
         self.lines: list[bytes] = []
         self._lock = threading.Lock()
 
-    def write_batch(self, records: list[bytes]) -> None:
+    def write_batch(self, records: list[bytes], levels: Sequence[str] = ()) -> None:
         with self._lock:
             self.lines.extend(records)
 
@@ -55,17 +55,22 @@ def capture_records(
 
     ``settings`` are those of :func:`coroscope.install` (``output`` is ignored).
     ``environ`` defaults to an empty environment, so a test is not affected by the
-    ``COROSCOPE_*`` variables of the shell it runs in.
+    ``COROSCOPE_*`` variables of the shell it runs in.  An installation running before
+    the block (``COROSCOPE=1``, say) is paused during it and resumed after it.
     """
     settings.pop("output", None)
     config = Config.from_env({} if environ is None else environ, **settings)
     sink = MemorySink()
     collected: list[dict[str, Any]] = []
-    if not _install(config, tuple(processors), sink=sink):
-        raise RuntimeError("coroscope could not be installed (no free sys.monitoring tool id)")
+    previous = _api.detach()
     try:
-        yield collected
+        if not _api._install(config, tuple(processors), sink=sink):
+            raise RuntimeError("coroscope could not be installed (no free sys.monitoring tool id)")
+        try:
+            yield collected
+        finally:
+            _api.flush(timeout=10.0)
+            _api.uninstall(timeout=10.0)
+            collected.extend(sink.records())
     finally:
-        flush(timeout=10.0)
-        uninstall(timeout=10.0)
-        collected.extend(sink.records())
+        _api.reattach(previous)

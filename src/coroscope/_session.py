@@ -1,0 +1,179 @@
+"""One installation of coroscope: every part built from a :class:`~coroscope.Config`.
+
+A :class:`Session` is built whole first (:meth:`Session.build`: the output opened, every
+part made, nothing started), so that a failure leaves nothing behind; then
+:meth:`~Session.start` turns monitoring on, :meth:`~Session.stop` turns it off again
+(the writer still holds what was captured) and :meth:`~Session.close` writes what is
+left and closes the output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ._config import Config
+from ._warn import warn
+from .capture import TOOL_IDS, Capture, CaptureOptions, ChainCapture, ModuleFilter, Places
+from .delivery import Processor, Renderer, Writer
+from .diagnostics import Inspector, LoopRegistry, TaskLifecycle, UnawaitedHook, Watchdog
+from .sinks import Sink, open_sink
+from .values import LocalsRenderer
+
+__all__ = ["Session"]
+
+
+class Session:
+    """Capture, writer, diagnostics and hooks of one installation."""
+
+    def __init__(self, config: Config, processors: tuple[Processor, ...], sink: Sink) -> None:
+        self.config = config
+        self.processors = processors
+        renderer = LocalsRenderer.from_config(config) if config.locals != "off" else None
+        chain = ChainCapture(renderer, Places(ModuleFilter(config.include, config.exclude)))
+        self.capture = capture = Capture(
+            chain, CaptureOptions.from_config(config), on_disabled=warn
+        )
+        self.writer = writer = Writer(
+            sink,
+            Renderer(processors),
+            capacity=config.buffer_size,
+            # Looked up at each call: a forked child's capture numbers anew.
+            next_seq=lambda: capture.next_seq(),  # noqa: PLW0108
+            on_started=capture.set_emit,
+            max_record_bytes=config.max_record_bytes,
+        )
+        capture.set_emit(writer.first_put)
+        self.loops = loops = LoopRegistry()
+        self.inspector = inspector = Inspector(
+            capture, loops, capture.emit_event, stuck_s=config.stuck_s
+        )
+        self.watchdog = watchdog = Watchdog(
+            loops,
+            capture.emit_event,
+            inspector.task_of,
+            blocked_ms=config.blocked_ms,
+            stuck_s=config.stuck_s,
+            report_stuck=inspector.report_stuck if config.stuck_s > 0 else None,
+        )
+        loops.on_first = watchdog.start
+        self.lifecycle = TaskLifecycle(
+            capture.emit_event, loops, capture.tasks.remove, task_done=config.task_done
+        )
+        capture.on_task_start = self.lifecycle.task_started
+        self.unawaited = UnawaitedHook(capture.emit_event) if config.unawaited else None
+
+    @classmethod
+    def build(
+        cls, config: Config, processors: tuple[Processor, ...], sink: Sink | None = None
+    ) -> Session:
+        """A whole session, not started; raises ``OSError`` if the output cannot be opened."""
+        if sink is None:
+            sink = open_sink(
+                config.output,
+                service=config.service,
+                timeout=config.net_timeout,
+                resend_bytes=config.resend_bytes,
+            )
+        try:
+            return cls(config, processors, sink)
+        except BaseException:
+            sink.close()
+            raise
+
+    @property
+    def active(self) -> bool:
+        """Whether monitoring is on."""
+        return self.capture.active
+
+    # -- monitoring on and off ----------------------------------------------------------
+
+    def start(self) -> bool:
+        """Turn monitoring on: ``False`` if no tool id is free (nothing else is started)."""
+        if not self.capture.start():
+            return False
+        if self.loops.watched():  # started again: the loops are known already
+            self.watchdog.start()
+        if self.unawaited is not None:
+            self.unawaited.install()
+        try:
+            self.inspector.install_signal(self.config.snapshot_signal)
+        except (OSError, ValueError) as exc:
+            warn(f"coroscope: snapshot signal not installed ({exc})")
+        adopt_running_tasks(self)
+        return True
+
+    def stop(self) -> None:
+        """Turn monitoring off and give back the hooks; the writer keeps its records."""
+        self.capture.stop()
+        self.watchdog.stop()
+        self.inspector.uninstall_signal()
+        if self.unawaited is not None:
+            self.unawaited.uninstall()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Write what is buffered (within ``timeout``, by default the flush timeout) and
+        close the output; ``True`` if everything was written."""
+        return self.writer.shutdown(self.config.flush_timeout if timeout is None else timeout)
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: fresh locks, numbers, writer and watchdog; no loops."""
+        self.capture.reset_after_fork()
+        self.writer.reset_after_fork()
+        self.capture.set_emit(self.writer.first_put)
+        self.watchdog.reset_after_fork()
+        self.loops.clear()
+
+
+def tool_ids_taken_message() -> str:
+    """What to say when every tool id coroscope may use is taken."""
+    ids = " and ".join(str(i) for i in TOOL_IDS)
+    return (
+        f"coroscope: sys.monitoring tool ids {ids} are both in use by other tools; "
+        "coroscope is off for this process"
+    )
+
+
+def adopt_running_tasks(session: Session) -> None:
+    """Make tasks that started before coroscope visible from their next switch on.
+
+    A task's root is found when its first step starts, so tasks already running would never
+    be seen.  Their loops are found through asyncio's registry of tasks; each running loop
+    adopts its own tasks on its own thread (the calling thread's loop at once).
+    """
+    current = asyncio.events._get_running_loop()
+    found: dict[int, asyncio.AbstractEventLoop] = {}
+    if current is not None:
+        found[id(current)] = current
+    registries: tuple[Any, ...] = (
+        getattr(asyncio.tasks, "_scheduled_tasks", ()),
+        getattr(asyncio.tasks, "_eager_tasks", ()),
+    )
+    for _ in range(3):  # the registries may change size under us, from other threads
+        try:
+            for registry in registries:
+                for task in list(registry):
+                    loop = task.get_loop()
+                    found.setdefault(id(loop), loop)
+            break
+        except RuntimeError:
+            continue
+    for loop in found.values():
+        try:
+            if loop is current:
+                _adopt_on_loop(session, loop)
+            elif loop.is_running():
+                loop.call_soon_threadsafe(_adopt_on_loop, session, loop)
+        except Exception as exc:
+            warn(f"coroscope: could not adopt running tasks ({type(exc).__name__}: {exc})")
+
+
+def _adopt_on_loop(session: Session, loop: asyncio.AbstractEventLoop) -> None:
+    # Runs on the loop's own thread, between tasks.
+    if not session.active:
+        return
+    try:
+        session.loops.register(loop)
+        session.capture.adopt(asyncio.all_tasks(loop))
+    except Exception as exc:
+        warn(f"coroscope: could not adopt running tasks ({type(exc).__name__}: {exc})")

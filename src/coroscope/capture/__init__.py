@@ -1,0 +1,34 @@
+"""Capture: the ``sys.monitoring`` callbacks, on the loop thread, at every task switch.
+
+They decide fast whether a switch is logged and grab the minimum: the task's await chain
+(:mod:`._chain`), each frame's place (:mod:`._places`) and locals, and what the task waits
+on (:mod:`._awaitables`), as one compact record (:mod:`coroscope._record`) handed to the
+buffer.  :mod:`._tool` is the only module that calls ``sys.monitoring``; :mod:`._state`
+holds what is kept per task; :mod:`._callbacks` are the callbacks.
+"""
+
+from __future__ import annotations
+
+from ._awaitables import describe_awaitable, is_task
+from ._callbacks import Capture, CaptureOptions, Emit
+from ._chain import ChainCapture, LocalsSource, local_value
+from ._places import ModuleFilter, Places
+from ._state import TaskState, TaskTable
+from ._tool import TOOL_IDS, TOOL_NAME
+
+__all__ = [
+    "TOOL_IDS",
+    "TOOL_NAME",
+    "Capture",
+    "CaptureOptions",
+    "ChainCapture",
+    "Emit",
+    "LocalsSource",
+    "ModuleFilter",
+    "Places",
+    "TaskState",
+    "TaskTable",
+    "describe_awaitable",
+    "is_task",
+    "local_value",
+]

@@ -1,0 +1,444 @@
+"""The ``sys.monitoring`` callbacks, as methods over plain per-task state.
+
+A task switch fires ``PY_YIELD`` (or ``PY_RESUME``) once per frame of the task's await
+chain, but only the task's *root* coroutine matters: it is the last frame to yield and the
+first to resume, and at its ``PY_YIELD`` the whole chain is suspended and can be walked
+from it.  So coroscope listens to as few events as it can (see :mod:`._tool`):
+
+* ``PY_START`` (global) discovers task roots.  Non-coroutine code is switched off at once
+  with ``DISABLE``; a coroutine awaited by another coroutine (its caller stands at a
+  ``SEND``: the common case) is recognised from its caller's frame in a few operations, and
+  switched off if its module is left out; any other start is checked against
+  ``asyncio.current_task()``.  When a root is found, its code object gets the local root
+  events and the task gets a :class:`~._state.TaskState`.
+* ``PY_YIELD``/``PY_RESUME`` (local, on root code only) look the frame up in the task
+  table (one dict lookup), take the time and, if the switch is to be logged, capture the
+  chain and hand one compact record to ``emit``.
+* ``PY_THROW`` (global: it cannot be local) turns an exception thrown into a task
+  (cancellation, timeouts) into a ``resume`` record, whichever frame of the chain receives it.
+* ``PY_RETURN`` (local) and ``PY_UNWIND`` (global) close a task's final step when its root
+  returns or raises, so that a slow final step is seen like any other.
+
+Every decision that does not depend on the switch (mode, thresholds, sampling rate,
+include/exclude) is made before monitoring starts, in :class:`CaptureOptions`.
+
+Every callback catches every ``Exception``: one raised here would surface inside the
+user's coroutine.  After ``max_errors`` internal errors the tool switches itself off and
+says so once.  This is the readable reference implementation; a native twin mirrors it.
+"""
+
+from __future__ import annotations
+
+import dis
+import itertools
+import sys
+import threading
+import time
+from _random import Random
+from asyncio import events as _events
+from asyncio import tasks as _tasks
+from collections.abc import Callable, Iterable
+from inspect import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_ITERABLE_COROUTINE
+from types import CodeType, CoroutineType, FrameType
+from typing import TYPE_CHECKING, Any
+
+from .._record import END, EVENT, RESUME, SUSPEND, EventRecord, FrameRecord, Place, Record
+from .._schema import INFO, WARNING
+from ._awaitables import describe_awaitable
+from ._chain import ChainCapture
+from ._state import TaskState, TaskTable
+from ._tool import EVENTS, MonitoringTool
+
+if TYPE_CHECKING:
+    from .._config import Config
+
+__all__ = ["Capture", "CaptureOptions", "Emit"]
+
+_DISABLE = sys.monitoring.DISABLE
+_AWAITER_FLAGS = CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
+_SEND = dis.opmap["SEND"]
+_NEVER = 2**62  # a threshold no step or wait reaches
+
+_get_running_loop = _events._get_running_loop
+_current_task = _tasks.current_task
+_getframe = sys._getframe
+_clock = time.perf_counter_ns
+_get_ident = threading.get_ident
+
+Emit = Callable[[Record], object]
+
+
+def _discard(record: Record) -> None:
+    """The emit of a capture nothing listens to yet."""
+
+
+class CaptureOptions:
+    """What the callbacks record; fixed for the life of an installation."""
+
+    __slots__ = ("log_all", "sample", "slow_await_ns", "slow_step_ns")
+
+    def __init__(
+        self, *, mode: str, slow_step_ms: float, slow_await_ms: float, sample: float
+    ) -> None:
+        self.log_all = mode == "all"
+        self.slow_step_ns = int(slow_step_ms * 1e6) if slow_step_ms > 0 else _NEVER
+        self.slow_await_ns = int(slow_await_ms * 1e6)
+        self.sample = sample
+
+    @classmethod
+    def from_config(cls, config: Config) -> CaptureOptions:
+        """The capture's view of a configuration."""
+        return cls(
+            mode=config.mode,
+            slow_step_ms=config.slow_step_ms,
+            slow_await_ms=config.slow_await_ms,
+            sample=config.sample,
+        )
+
+
+class Capture:
+    """The callbacks and what they use: options, the task table, the chain capture."""
+
+    def __init__(
+        self,
+        chain: ChainCapture,
+        options: CaptureOptions,
+        *,
+        max_errors: int = 10,
+        on_disabled: Callable[[str], None] | None = None,
+    ) -> None:
+        self.chain = chain
+        self.places = chain.places
+        self.tool = MonitoringTool()
+        self.tasks = TaskTable()
+        self.by_frame = self.tasks.by_frame
+        self.emit: Emit = _discard
+        self.next_seq: Callable[[], int] = itertools.count().__next__
+        self.log_all = options.log_all
+        self.slow_step_ns = options.slow_step_ns
+        self.slow_await_ns = options.slow_await_ns
+        self.sample = options.sample
+        self._random = Random().random
+        self.max_errors = max_errors
+        self.on_disabled = on_disabled
+        self.errors = 0
+        self.first_error: BaseException | None = None
+        self.switched_off = False  # by too many internal errors
+        #: Called on the loop's thread when a task's root starts (not per switch).
+        self.on_task_start: Callable[[Any, Any, TaskState], None] | None = None
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        """Whether the callbacks are registered and events are on."""
+        return self.tool.active
+
+    def callbacks(self) -> dict[int, Callable[..., object]]:
+        """The callback of each event."""
+        return {
+            EVENTS.PY_START: self.on_start,
+            EVENTS.PY_YIELD: self.on_yield,
+            EVENTS.PY_RESUME: self.on_resume,
+            EVENTS.PY_THROW: self.on_throw,
+            EVENTS.PY_RETURN: self.on_return,
+            EVENTS.PY_UNWIND: self.on_unwind,
+        }
+
+    def start(self) -> bool:
+        """Take a tool id and turn the events on; ``False`` if every id is taken.
+
+        Started again after a stop, it turns the root events back on for the tasks it
+        knows.
+        """
+        if not self.tool.start(self.callbacks()):
+            return False
+        self.switched_off = False
+        for state in list(self.by_frame.values()):
+            frame = state.frame
+            if frame is not None:
+                self.tool.watch(frame.f_code)
+        return True
+
+    def stop(self) -> None:
+        """Turn every event off and free the tool id; safe to call twice."""
+        self.tool.stop()
+
+    def set_emit(self, emit: Emit) -> None:
+        """Send records to ``emit`` from now on."""
+        self.emit = emit
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: fresh lock and record numbers; tasks keep their state."""
+        self.tool.reset_after_fork()
+        self.next_seq = itertools.count().__next__
+
+    def emit_event(
+        self, event: str, level: str, fields: dict[str, Any], thread_id: int | None = None
+    ) -> None:
+        """Send a record other than a switch (its ``fields`` must be JSON-ready)."""
+        record: EventRecord = (
+            EVENT,
+            self.next_seq(),
+            _clock(),
+            _get_ident() if thread_id is None else thread_id,
+            event,
+            level,
+            fields,
+        )
+        self.emit(record)
+
+    def adopt(self, tasks: Iterable[object]) -> int:
+        """Treat already-running tasks as if coroscope had seen them start.
+
+        Tasks suspended before coroscope was installed never fire ``PY_START`` again; call
+        this (from their loop's thread) to capture them from their next switch on.
+        """
+        adopted = 0
+        now = _clock()
+        for task in tasks:
+            coro: Any = task.get_coro()  # type: ignore[attr-defined]
+            frame = getattr(coro, "cr_frame", None)
+            if type(coro) is not CoroutineType or frame is None:
+                continue
+            if self.tasks.of_task(task) is not None:
+                continue  # seen starting after all
+            if self._watch_root(frame.f_code, frame):
+                state = self.tasks.add(frame, coro, task, now)
+                state.resumed_ns = -1  # suspended since before we knew it
+                adopted += 1
+                if self.on_task_start is not None:
+                    self.on_task_start(task.get_loop(), task, state)  # type: ignore[attr-defined]
+        return adopted
+
+    def _watch_root(self, code: CodeType, frame: FrameType) -> bool:
+        """Make ``code`` a root code (local events on); ``False`` if its module is left out."""
+        if self.tool.watches(code):
+            return True
+        return self.places.allows(code, frame) and self.tool.watch(code)
+
+    def _error(self, exc: BaseException) -> None:
+        self.errors += 1
+        if self.first_error is None:
+            self.first_error = exc
+        if self.errors >= self.max_errors and self.tool.active:
+            self.stop()
+            self.switched_off = True
+            first = self.first_error
+            if self.on_disabled is not None:
+                self.on_disabled(
+                    f"coroscope: switched off after {self.errors} internal errors "
+                    f"(first: {type(first).__name__}: {first}); the program continues unmonitored"
+                )
+
+    # -- records --------------------------------------------------------------------------
+
+    def _switch(
+        self,
+        kind: int,
+        state: TaskState,
+        now: int,
+        frames: tuple[FrameRecord, ...],
+        awaiting: tuple[str, str] | None,
+        duration: int,
+        exception: str | None = None,
+        level: str = INFO,
+        resumed_at: Place | None = None,
+    ) -> Record:
+        task = state.task()
+        return (
+            kind,
+            self.next_seq(),
+            now,
+            _get_ident(),
+            state.task_id,
+            task.get_name() if task is not None else "",
+            frames,
+            awaiting,
+            duration,
+            exception,
+            level,
+            resumed_at,
+        )
+
+    def _root_only(self, frame: FrameType) -> tuple[FrameRecord, ...]:
+        record = self.chain.frame(frame)
+        return (record,) if record is not None else ()
+
+    # -- the callbacks --------------------------------------------------------------------
+
+    def on_start(self, code: CodeType, offset: int) -> object:
+        """``PY_START``: is this the first step of a task?"""
+        if not code.co_flags & CO_COROUTINE:
+            return _DISABLE
+        try:
+            frame = _getframe(1)
+            back = frame.f_back
+            if back is not None and back.f_code.co_flags & _AWAITER_FLAGS:
+                # Started by another coroutine.  If that one is at a SEND (it awaits us),
+                # this is not a task's first step; otherwise it is creating an eager task
+                # (asyncio.Task(..., eager_start=True)), checked below.  (The caller's
+                # f_lasti is the SEND on 3.13, its cache entry on 3.12.)
+                ops = back.f_code.co_code
+                lasti = back.f_lasti
+                if ops[lasti] == _SEND or ops[lasti - 2] == _SEND:
+                    # Code of a left-out module is never a captured root: stop asking.
+                    return None if self.places.allows(code, frame) else _DISABLE
+            loop = _get_running_loop()
+            if loop is None:
+                return None
+            task = _current_task(loop)
+            if task is None:
+                return None
+            coro = task.get_coro()
+            if type(coro) is not CoroutineType or coro.cr_frame is not frame:
+                return None
+            if self.sample < 1.0 and self._random() >= self.sample:
+                return None
+            if self._watch_root(code, frame):
+                state = self.tasks.add(frame, coro, task, _clock())
+                if self.on_task_start is not None:
+                    self.on_task_start(loop, task, state)
+        except Exception as exc:
+            self._error(exc)
+        return None
+
+    def on_yield(self, code: CodeType, offset: int, value: object) -> object:
+        """``PY_YIELD`` of a root: the task suspends, its step ends."""
+        try:
+            frame = _getframe(1)
+            state = self.by_frame.get(id(frame))
+            if state is None:
+                return None
+            now = _clock()
+            step = state.end_step(now)
+            state.value = value
+            if step >= self.slow_step_ns:
+                frames = state.frames = self.chain.suspended(state.coro(), value)
+                resumed_at = self.places.at(code, frame, state.resumed_lasti)
+                awaiting = (type(value).__qualname__, describe_awaitable(value))
+                self.emit(
+                    self._switch(
+                        SUSPEND, state, now, frames, awaiting, step, None, WARNING, resumed_at
+                    )
+                )
+            elif self.log_all:
+                frames = state.frames = self.chain.suspended(state.coro(), value)
+                awaiting = (type(value).__qualname__, describe_awaitable(value))
+                self.emit(self._switch(SUSPEND, state, now, frames, awaiting, step))
+            else:
+                # Not logged now: keep what a slow wait would need at the resume.
+                state.link = state.coro().cr_await
+        except Exception as exc:
+            self._error(exc)
+        return None
+
+    def on_resume(self, code: CodeType, offset: int) -> object:
+        """``PY_RESUME`` of a root: the task resumes, its wait ends."""
+        try:
+            frame = _getframe(1)
+            state = self.by_frame.get(id(frame))
+            if state is None:
+                return None
+            now = _clock()
+            waited = state.end_wait(now)
+            state.resumed_lasti = frame.f_lasti
+            if self.log_all:
+                frames = state.frames or self._root_only(frame)  # () if adopted suspended
+                self.emit(self._switch(RESUME, state, now, frames, None, waited))
+            elif waited >= self.slow_await_ns:
+                value = state.value
+                frames = state.frames or self.chain.resumed(frame, state.link, value)
+                awaiting = (type(value).__qualname__, describe_awaitable(value))
+                self.emit(self._switch(RESUME, state, now, frames, awaiting, waited))
+            state.frames = ()
+            state.link = state.value = None
+        except Exception as exc:
+            self._error(exc)
+        return None
+
+    def on_throw(self, code: CodeType, offset: int, exc: BaseException) -> object:
+        """``PY_THROW``: an exception is thrown into a frame, maybe into a suspended task.
+
+        It fires on the frame that receives the exception, innermost first: the root if
+        the exception reaches it, but only an inner frame when that one handles it
+        (``asyncio.timeout`` in a nested coroutine), and the root is then not resumed at
+        all.  So the task is looked up from any frame, and the first event resumes it.
+        """
+        if not code.co_flags & _AWAITER_FLAGS:
+            return None
+        try:
+            frame = _getframe(1)
+            state = self.by_frame.get(id(frame))
+            if state is None:
+                state = self._current_state()
+                if state is None:
+                    return None
+            root_frame = state.frame
+            if state.running or root_frame is None:
+                return None  # this step's resume is already recorded
+            now = _clock()
+            waited = state.end_wait(now)
+            state.resumed_lasti = root_frame.f_lasti
+            value = state.value
+            frames = state.frames or self.chain.thrown(frame, root_frame, value)
+            state.thrown_at = frames
+            awaiting = None
+            if not self.log_all:
+                awaiting = (type(value).__qualname__, describe_awaitable(value))
+            self.emit(
+                self._switch(RESUME, state, now, frames, awaiting, waited, type(exc).__qualname__)
+            )
+            state.frames = ()
+            state.link = state.value = None
+        except Exception as err:
+            self._error(err)
+        return None
+
+    def _current_state(self) -> TaskState | None:
+        loop = _get_running_loop()
+        if loop is None:
+            return None
+        task = _current_task(loop)
+        if task is None:
+            return None
+        return self.by_frame.get(id(getattr(task.get_coro(), "cr_frame", None)))
+
+    def on_return(self, code: CodeType, offset: int, retval: object) -> object:
+        """``PY_RETURN`` of a root code: a task ends normally (or the code returned inline)."""
+        try:
+            frame = _getframe(1)
+            state = self.by_frame.get(id(frame))
+            if state is not None:
+                self._end(state, code, frame, None)
+        except Exception as exc:
+            self._error(exc)
+        return None
+
+    def on_unwind(self, code: CodeType, offset: int, exc: BaseException) -> object:
+        """``PY_UNWIND``: a frame exits by an exception; a task ends if it is a root."""
+        if not code.co_flags & CO_COROUTINE:
+            return None  # (PY_UNWIND cannot be disabled)
+        try:
+            frame = _getframe(1)
+            state = self.by_frame.get(id(frame))
+            if state is not None:
+                self._end(state, code, frame, type(exc).__qualname__)
+        except Exception as err:
+            self._error(err)
+        return None
+
+    def _end(
+        self, state: TaskState, code: CodeType, frame: FrameType, exception: str | None
+    ) -> None:
+        """Close a task's final step like a suspend closes the others."""
+        if not state.running:
+            return
+        now = _clock()
+        step = state.end(now)
+        if step >= self.slow_step_ns:
+            resumed_at = self.places.at(code, frame, state.resumed_lasti)
+            frames = self._root_only(frame)
+            self.emit(
+                self._switch(END, state, now, frames, None, step, exception, WARNING, resumed_at)
+            )

@@ -1,0 +1,158 @@
+"""What the capture keeps per task, as plain slotted data.
+
+A task is known by its *root* coroutine's frame (the frame its ``Task`` steps).  A
+:class:`TaskState` is made when the task's first step starts, lives in the
+:class:`TaskTable` while the task runs, and is forgotten when the task ends.  A task
+alternates between *steps* (running, from a resume to the next suspend or its end) and
+*waits* (suspended).
+"""
+
+from __future__ import annotations
+
+import itertools
+import weakref
+from types import FrameType
+from typing import Any
+
+from .._record import FrameRecord
+
+__all__ = ["TaskState", "TaskTable"]
+
+
+class TaskState:
+    """One task: identity, the timing of its current step or wait, and what a record of
+    its next switch needs."""
+
+    __slots__ = (
+        "coro_ref",
+        "frame",
+        "frames",
+        "link",
+        "resumed_lasti",
+        "resumed_ns",
+        "run_ns",
+        "started_ns",
+        "suspended_ns",
+        "switches",
+        "task_id",
+        "task_ref",
+        "thrown_at",
+        "value",
+        "wait_ns",
+    )
+
+    def __init__(
+        self, frame: FrameType, coro: object, task: object, task_id: int, now: int
+    ) -> None:
+        # The frame is held (not the coroutine or the task, which asyncio itself holds only
+        # weakly): while it is, its id cannot be reused, so a lookup by id needs no check.
+        self.frame: FrameType | None = frame
+        self.coro_ref = weakref.ref(coro)
+        self.task_ref = weakref.ref(task)
+        self.task_id = task_id
+        self.started_ns = now
+        self.resumed_ns = now  # the current step began (-1: unknown, for an adopted task)
+        self.suspended_ns = -1  # the last suspend (-1: none yet)
+        self.resumed_lasti = -1  # the root frame's offset where the current step began
+        self.switches = 0
+        self.run_ns = 0
+        self.wait_ns = 0
+        # What the last suspend left for the next resume: the chain if it was captured,
+        # else the root's link and the task's awaited object (to capture it if needed).
+        self.frames: tuple[FrameRecord, ...] = ()
+        self.link: object = None
+        self.value: object = None
+        self.thrown_at: tuple[FrameRecord, ...] = ()  # the chain when an exception came in
+
+    @property
+    def running(self) -> bool:
+        """Whether the task is in a step (its resume, or start, was seen last)."""
+        return self.resumed_ns > self.suspended_ns
+
+    def end_step(self, now: int) -> int:
+        """The task suspends at ``now``: the step's length, ``-1`` if unknown."""
+        self.switches += 1
+        return self.end(now)
+
+    def end(self, now: int) -> int:
+        """The task's step ends at ``now`` (a suspend, or the task's own end, which is not
+        a switch): the step's length, ``-1`` if unknown."""
+        step = now - self.resumed_ns if self.resumed_ns >= 0 else -1
+        self.suspended_ns = now
+        if step > 0:
+            self.run_ns += step
+        return step
+
+    def end_wait(self, now: int) -> int:
+        """The task resumes at ``now``: the wait's length, ``-1`` if its suspend was not seen
+        (adopted while suspended, or suspended below its root after a handled exception)."""
+        suspended = self.suspended_ns
+        waited = now - suspended if suspended > self.resumed_ns else -1
+        self.resumed_ns = now
+        if waited > 0:
+            self.wait_ns += waited
+        return waited
+
+    def task(self) -> Any:
+        """The task, or ``None`` once it is gone."""
+        return self.task_ref()
+
+    def coro(self) -> Any:
+        """The root coroutine, or ``None`` once it is gone."""
+        return self.coro_ref()
+
+
+class TaskTable:
+    """Task states by ``id()`` of their root frame.
+
+    Each entry holds its frame, so the id stays unique while the entry exists.  Entries are
+    removed when their task ends and, for tasks that vanish without ending, swept whenever
+    the table has doubled since the last sweep, so memory follows the number of live tasks.
+    """
+
+    __slots__ = ("_sweep_at", "by_frame", "ids")
+
+    def __init__(self) -> None:
+        #: The lookup of the hot path: ``by_frame.get(id(frame))``.
+        self.by_frame: dict[int, TaskState] = {}
+        #: Task ids: coroscope's number for each task, shared with tasks it did not capture.
+        self.ids = itertools.count(1)
+        self._sweep_at = 1024
+
+    def add(self, frame: FrameType, coro: object, task: object, now: int) -> TaskState:
+        """A new task, starting its first step at ``now``."""
+        state = TaskState(frame, coro, task, next(self.ids), now)
+        table = self.by_frame
+        table[id(frame)] = state
+        if len(table) >= self._sweep_at:
+            self._sweep()
+        return state
+
+    def _sweep(self) -> None:
+        table = self.by_frame
+        for key, old in list(table.items()):
+            coro = old.coro()
+            if coro is None or coro.cr_frame is None:
+                table.pop(key, None)
+                old.frame = None
+        self._sweep_at = max(1024, 2 * len(table))
+
+    def remove(self, state: TaskState) -> None:
+        """Forget a task (it has ended)."""
+        frame = state.frame
+        if frame is not None and self.by_frame.get(id(frame)) is state:
+            del self.by_frame[id(frame)]
+        state.frame = None
+
+    def of_task(self, task: Any) -> TaskState | None:
+        """The state of a live task, if it was seen starting (or adopted)."""
+        frame = getattr(task.get_coro(), "cr_frame", None)
+        if frame is None:
+            return None
+        state = self.by_frame.get(id(frame))
+        if state is None or state.frame is not frame:
+            return None
+        return state
+
+    def __len__(self) -> int:
+        return len(self.by_frame)

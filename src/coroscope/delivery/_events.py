@@ -1,0 +1,172 @@
+"""Event building: a captured record becomes an event dict in the record schema.
+
+The part of a frame that depends only on its place (function, file, line, lasti, blocks)
+is made into a dict once per place and copied into each frame that stands there.  The
+enclosing blocks of a place are derived here, on the writer thread, the first time the
+place is rendered (see :mod:`._blocks`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, cast
+
+from .. import _schema as S
+from .._record import (
+    AWAITING,
+    DURATION_NS,
+    END,
+    EVENT,
+    EXCEPTION,
+    FRAMES,
+    KIND,
+    LEVEL,
+    RESUME,
+    RESUMED_AT,
+    SEQ,
+    SUSPEND,
+    T_NS,
+    TASK_ID,
+    TASK_NAME,
+    THREAD_ID,
+    EventRecord,
+    FrameRecord,
+    Frames,
+    Place,
+    Record,
+    SwitchRecord,
+)
+from .._threads import ThreadNames
+from ._blocks import BlockIndex
+from ._clock import WallClock
+
+__all__ = ["EventBuilder"]
+
+_KIND_NAMES = {SUSPEND: S.SUSPEND, RESUME: S.RESUME, END: S.END}
+_MAX_PLACES = 65_536
+
+
+def _ms(ns: int) -> float | None:
+    return round(ns / 1e6, 3) if ns >= 0 else None
+
+
+class EventBuilder:
+    """Turns captured records into event dicts."""
+
+    __slots__ = ("_places", "blocks", "clock", "pid", "threads")
+
+    def __init__(self, clock: WallClock, threads: ThreadNames) -> None:
+        self.pid = os.getpid()
+        self.clock = clock
+        self.threads = threads
+        self.blocks = BlockIndex()
+        self._places: dict[int, tuple[Place, dict[str, Any]]] = {}
+
+    # -- pieces ---------------------------------------------------------------------------
+
+    def place(self, place: Place) -> dict[str, Any]:
+        """A place as ``{"function", "file", "line", "lasti", "blocks"}`` (shared: copy it)."""
+        cached = self._places.get(id(place))
+        if cached is not None and cached[0] is place:
+            return cached[1]
+        code, lasti, line = place
+        rendered = {
+            S.FUNCTION: code.co_qualname,
+            S.FILE: code.co_filename,
+            S.LINE: line,
+            S.LASTI: lasti,
+            S.BLOCKS: [
+                {S.KIND: kind, S.LINE: at} for kind, at in self.blocks.blocks_at(code, line)
+            ],
+        }
+        if len(self._places) >= _MAX_PLACES:
+            self._places.clear()
+        self._places[id(place)] = (place, rendered)
+        return rendered
+
+    def frames(self, frames: tuple[FrameRecord, ...]) -> list[dict[str, Any]]:
+        """The JSON-ready list of a chain's frames."""
+        place = self.place
+        return [
+            {
+                **place(where),
+                S.LOCALS: local_values,
+                S.AWAITS: {S.TYPE: awaits[0], S.NAME: awaits[1]} if awaits is not None else None,
+            }
+            for where, local_values, awaits in frames
+        ]
+
+    def location(self, place: Place | None) -> dict[str, Any] | None:
+        """A place as ``{"function", "file", "line"}``."""
+        if place is None:
+            return None
+        code, _, line = place
+        return {S.FUNCTION: code.co_qualname, S.FILE: code.co_filename, S.LINE: line}
+
+    def common(self, event: str, level: str, seq: int, t_ns: int, thread_id: int) -> dict[str, Any]:
+        """The keys every record has."""
+        return {
+            S.EVENT: event,
+            S.LEVEL: level,
+            S.LOGGER: S.LOGGER_NAME,
+            S.TIMESTAMP: self.clock.iso(t_ns),
+            S.PID: self.pid,
+            S.THREAD: self.threads.name(thread_id),
+            S.THREAD_ID: thread_id,
+            S.SEQ: seq,
+        }
+
+    # -- records --------------------------------------------------------------------------
+
+    def build(self, record: Record) -> dict[str, Any]:
+        """The event dict of any captured record."""
+        if record[KIND] == EVENT:
+            return self.event(cast(EventRecord, record))
+        return self.switch(cast(SwitchRecord, record))
+
+    def switch(self, record: SwitchRecord) -> dict[str, Any]:
+        """The event dict of a switch record (``suspend``, ``resume``, ``end``)."""
+        kind = record[KIND]
+        event = self.common(
+            _KIND_NAMES[kind], record[LEVEL], record[SEQ], record[T_NS], record[THREAD_ID]
+        )
+        event[S.TASK] = {S.NAME: record[TASK_NAME], S.ID: record[TASK_ID]}
+        event[S.FRAMES] = self.frames(record[FRAMES])
+        awaiting = record[AWAITING]
+        if kind == RESUME:
+            if awaiting is not None:
+                event[S.AWAITING] = {S.TYPE: awaiting[0], S.REPR: awaiting[1]}
+            event[S.WAITED_MS] = _ms(record[DURATION_NS])
+            if record[EXCEPTION] is not None:
+                event[S.EXCEPTION] = record[EXCEPTION]
+            return event
+        if kind == SUSPEND:
+            event[S.AWAITING] = (
+                {S.TYPE: awaiting[0], S.REPR: awaiting[1]} if awaiting is not None else None
+            )
+        elif record[EXCEPTION] is not None:  # END by an exception
+            event[S.EXCEPTION] = record[EXCEPTION]
+        event[S.STEP_MS] = _ms(record[DURATION_NS])
+        if record[LEVEL] == S.WARNING:
+            event[S.SLOW] = S.SLOW_STEP
+            event[S.RESUMED_AT] = self.location(record[RESUMED_AT])
+        return event
+
+    def event(self, record: EventRecord) -> dict[str, Any]:
+        """The event dict of a non-switch record; its chains are rendered here."""
+        _, seq, t_ns, thread_id, name, level, fields = record
+        event = self.common(name, level, seq, t_ns, thread_id)
+        for key, value in fields.items():
+            event[key] = self.frames(value) if type(value) is Frames else value
+        return event
+
+    def dropped(self, seq: int, count: int, reason: str) -> dict[str, Any]:
+        """The event dict reporting ``count`` records lost for ``reason``."""
+        event = self.common(
+            S.DROPPED, S.WARNING, seq, time.perf_counter_ns(), threading.get_ident()
+        )
+        event[S.COUNT] = count
+        event[S.REASON] = reason
+        return event

@@ -1,0 +1,225 @@
+"""Looking at every task of a loop at once: stuck-task reports and snapshots.
+
+These run *on the loop's own thread*, scheduled between tasks, so every task but the one
+calling (if any) is suspended and its await chain can be read safely.  They are triggered
+by the watchdog's timer (stuck tasks), by ``coroscope.snapshot()``, or by a signal.
+
+They follow the capture path's rules: awaited objects are recognised by their exact type
+(no ``isinstance`` or ``getattr`` that a user class could answer with its own code), and
+locals are read as the capture reads them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import signal
+import threading
+import time
+import types
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from .. import _schema as S
+from .._record import Frames
+from .._warn import warn
+from ..capture import Capture, describe_awaitable, is_task, local_value
+from ..capture._awaitables import is_asyncio_future_type
+from ._loops import LoopRegistry
+
+__all__ = ["Inspector"]
+
+EmitEvent = Callable[..., None]
+MAX_LINKS = 64
+
+_TASK_GROUP_AEXIT = asyncio.TaskGroup.__aexit__.__code__
+_WAIT_CODE = asyncio.tasks._wait.__code__  # type: ignore[attr-defined]
+
+
+class Inspector:
+    """Builds ``task.stuck`` and ``snapshot`` records for a loop's tasks."""
+
+    def __init__(
+        self,
+        capture: Capture,
+        loops: LoopRegistry,
+        emit_event: EmitEvent,
+        *,
+        stuck_s: float,
+    ) -> None:
+        self._capture = capture
+        self._chain = capture.chain
+        self._loops = loops
+        self._emit_event = emit_event
+        self._stuck_ns = int(stuck_s * 1e9)
+        self._other_ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self._snapshots = itertools.count(1)
+        self._signal: signal.Signals | None = None
+        self._previous_handler: Any = None
+        self.errors = 0
+
+    # -- task identity ------------------------------------------------------------------
+
+    def task_id(self, task: Any) -> int:
+        """coroscope's id for a task, also for tasks it did not capture (excluded, sampled out)."""
+        state = None if task.done() else self._capture.tasks.of_task(task)
+        if state is not None:
+            return int(state.task_id)
+        known = self._other_ids.get(task)
+        if known is None:
+            known = next(self._capture.tasks.ids)
+            self._other_ids[task] = known
+        return known
+
+    def task_of(self, task: Any) -> dict[str, Any]:
+        """A task as ``{"name", "id"}``."""
+        return {S.NAME: task.get_name(), S.ID: self.task_id(task)}
+
+    # -- stuck tasks --------------------------------------------------------------------
+
+    def report_stuck(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Log every task of ``loop`` suspended for at least ``COROSCOPE_STUCK_S``."""
+        try:
+            now = time.perf_counter_ns()
+            current = asyncio.current_task(loop)
+            for task in asyncio.all_tasks(loop):
+                if task is current:
+                    continue
+                state = self._capture.tasks.of_task(task)
+                if state is None or state.suspended_ns < 0 or state.running:
+                    continue
+                suspended_ns = now - state.suspended_ns
+                if suspended_ns < self._stuck_ns:
+                    continue
+                fields = self._task_fields(task)
+                fields[S.SUSPENDED_S] = round(suspended_ns / 1e9, 3)
+                self._emit_event(S.TASK_STUCK, S.WARNING, fields)
+        except Exception:
+            self.errors += 1
+
+    # -- snapshots ----------------------------------------------------------------------
+
+    def snapshot(self) -> int:
+        """Dump every task of every loop; returns the snapshot's id.
+
+        The calling thread's loop (if any) is dumped at once; other loops are dumped by
+        their own threads as soon as they run a callback.
+        """
+        snapshot_id = next(self._snapshots)
+        running = asyncio.events._get_running_loop()
+        for loop, _ in self._loops.watched():
+            if loop is running:
+                self.snapshot_loop(loop, snapshot_id)
+            else:
+                with contextlib.suppress(RuntimeError):  # closed meanwhile
+                    loop.call_soon_threadsafe(self.snapshot_loop, loop, snapshot_id)
+        return snapshot_id
+
+    def snapshot_loop(self, loop: asyncio.AbstractEventLoop, snapshot_id: int) -> None:
+        """One ``snapshot`` record per live task of ``loop``, then a ``snapshot.summary``."""
+        try:
+            current = asyncio.current_task(loop)
+            by_state: dict[str, int] = {}
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                if task is current:
+                    state = "running"
+                    fields: dict[str, Any] = {S.TASK: self.task_of(task), S.FRAMES: []}
+                else:
+                    state = "cancelling" if task.cancelling() else "pending"
+                    fields = self._task_fields(task)
+                fields[S.STATE] = state
+                fields[S.SNAPSHOT_ID] = snapshot_id
+                fields[S.AWAITS_TASKS] = self._awaited_task_ids(task) if task is not current else []
+                by_state[state] = by_state.get(state, 0) + 1
+                self._emit_event(S.SNAPSHOT, S.INFO, fields)
+            self._emit_event(
+                S.SNAPSHOT_SUMMARY,
+                S.INFO,
+                {S.SNAPSHOT_ID: snapshot_id, S.TASKS: len(tasks), S.BY_STATE: by_state},
+            )
+        except Exception:
+            self.errors += 1
+
+    def _task_fields(self, task: Any) -> dict[str, Any]:
+        waiter = task._fut_waiter
+        frames = self._chain.suspended(task.get_coro(), waiter)
+        return {
+            S.TASK: self.task_of(task),
+            S.FRAMES: Frames(frames),
+            S.AWAITING: {S.TYPE: type(waiter).__qualname__, S.REPR: describe_awaitable(waiter)},
+        }
+
+    def _awaited_task_ids(self, task: Any) -> list[int]:
+        """The tasks this task waits for: awaited directly, via gather, TaskGroup or wait."""
+        found: list[Any] = []
+        waiter = task._fut_waiter
+        if is_task(waiter):
+            found.append(waiter)
+        elif waiter is not None and is_asyncio_future_type(type(waiter)):
+            children = getattr(waiter, "_children", None)  # asyncio's own _GatheringFuture
+            if type(children) is list:
+                found.extend(c for c in children if is_task(c))
+        obj: Any = task.get_coro()
+        for _ in range(MAX_LINKS):
+            if type(obj) is not types.CoroutineType or not obj.cr_suspended:
+                break
+            code, frame = obj.cr_code, obj.cr_frame
+            if code is _TASK_GROUP_AEXIT and frame is not None:
+                group = local_value(frame, "self")
+                if type(group) is asyncio.TaskGroup:
+                    found.extend(t for t in list(group._tasks) if is_task(t))
+            elif code is _WAIT_CODE and frame is not None:
+                fs = local_value(frame, "fs")
+                if type(fs) in (set, frozenset, list, tuple):
+                    found.extend(f for f in list(fs) if is_task(f))  # type: ignore[call-overload]
+            obj = obj.cr_await
+        seen: dict[int, None] = {}
+        for awaited in found:
+            seen.setdefault(self.task_id(awaited), None)
+        return list(seen)
+
+    # -- the signal ---------------------------------------------------------------------
+
+    def install_signal(self, name: str) -> None:
+        """Dump a snapshot on ``SIG<name>``, unless that signal already has a handler."""
+        if name == "off":
+            return
+        signum = getattr(signal, f"SIG{name}", None)
+        if signum is None:
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers; use coroscope.snapshot()
+        current = signal.getsignal(signum)
+        if current is not signal.SIG_DFL:
+            warn(
+                f"coroscope: SIG{name} already has a handler; snapshots on that signal are off "
+                "(coroscope.snapshot() still works)"
+            )
+            return
+        signal.signal(signum, self._on_signal)
+        self._signal = signum
+        self._previous_handler = current
+
+    def uninstall_signal(self) -> None:
+        """Give the signal back, if it is still ours."""
+        signum, self._signal = self._signal, None
+        if signum is None:
+            return
+        try:
+            if signal.getsignal(signum) == self._on_signal:
+                signal.signal(signum, self._previous_handler)
+        except ValueError:  # not the main thread
+            pass
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        # Runs in the main thread between two bytecodes, maybe in the middle of a task:
+        # schedule the snapshot on every loop instead of walking chains from here.
+        try:
+            snapshot_id = next(self._snapshots)
+            for loop, _ in self._loops.watched():
+                loop.call_soon_threadsafe(self.snapshot_loop, loop, snapshot_id)
+        except Exception:
+            self.errors += 1

@@ -1,0 +1,279 @@
+"""Handlers of single values shown as text: known-safe types, markers and reprs.
+
+Known-safe types get a short description built here from their plain attributes, never by
+calling their own ``__repr__``: datetime, decimal, fractions, uuid, pathlib, ipaddress,
+zoneinfo, range, slice, complex, bytearray, memoryview, exceptions, functions, classes,
+modules, coroutines, and asyncio futures, tasks, handles, events, locks and queues (their
+own ``repr`` is slow: it formats callbacks through ``inspect``).
+
+Anything else is ``"<module.Type object at 0x...>"`` (:class:`ObjectMarker`), or, with
+``COROSCOPE_REPR=all``, its type's ``__repr__`` (:class:`ReprHandler`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import types
+from collections.abc import Callable
+from typing import Any, Final
+
+from ._budget import Budget
+from ._core import ValueRenderer
+from ._text import (
+    EXC_ARGS,
+    MODULE_DICT,
+    TYPE_MRO,
+    TYPE_QUALNAME,
+    callable_name,
+    has,
+    int_text,
+    json_size,
+    type_name,
+)
+
+__all__ = ["CachedText", "Descriptions", "ObjectMarker", "ReprHandler", "TextHandler"]
+
+_TYPE_CACHE: Final = 1024  # types remembered as slow to repr
+_now = time.perf_counter_ns
+
+
+class TextHandler:
+    """A value shown as ``make(value)``; ``safe`` texts need no secret scan."""
+
+    __slots__ = ("make", "r", "safe")
+
+    def __init__(self, r: ValueRenderer, make: Callable[[Any], str], *, safe: bool) -> None:
+        self.r = r
+        self.make = make
+        self.safe = safe
+
+    def __call__(self, v: Any, depth: int, b: Budget, path: list[int]) -> Any:
+        r = self.r
+        try:
+            text = self.make(v)
+        except Exception as exc:
+            return r.string(f"<{type_name(type(v))}: {TYPE_QUALNAME(type(exc))}>", b)
+        if not self.safe:
+            return r.string(text, b)
+        if len(text) > r.texts.max_str:  # a long Decimal, Fraction or range
+            text = text[: r.texts.max_str] + "..."
+        return r.plain_text(text, b)
+
+
+class ObjectMarker:
+    """``<module.Type object at 0x...>``: the type and identity, nothing else."""
+
+    __slots__ = ("cost", "prefix", "r")
+
+    def __init__(self, r: ValueRenderer, cls: type) -> None:
+        self.r = r
+        self.prefix = r.texts.name(f"<{type_name(cls)} object at ")
+        self.cost = json_size(self.prefix)[1] + 20  # + "0x", 16 hex digits, ">" and ","
+
+    def __call__(self, v: Any, depth: int, b: Budget, path: list[int]) -> Any:
+        return self.r.charged(f"{self.prefix}{id(v):#x}>", self.cost, b)
+
+
+class ReprHandler:
+    """``COROSCOPE_REPR=all``: the type's ``__repr__``, timed, capped and contained.
+
+    A type whose repr once took longer than the time budget is never asked again (its
+    values become markers); ``slow`` is that bounded set, shared by the renderer.
+    """
+
+    __slots__ = ("cls", "limit_ns", "marker", "prefix", "r", "slow")
+
+    def __init__(self, r: ValueRenderer, cls: type, slow: dict[int, type]) -> None:
+        self.r = r
+        self.cls = cls
+        self.marker = ObjectMarker(r, cls)
+        self.prefix = self.marker.prefix
+        self.slow = slow
+        self.limit_ns = int(r.max_ms * 1_000_000)
+
+    def __call__(self, v: Any, depth: int, b: Budget, path: list[int]) -> Any:
+        if id(self.cls) in self.slow:
+            return self.marker(v, depth, b, path)
+        start = _now()
+        try:
+            text = repr(v)
+            if type(text) is not str:
+                text = str.__str__(text)
+        except Exception as exc:
+            text = f"{self.prefix}{id(v):#x}: repr raised {TYPE_QUALNAME(type(exc))}>"
+        took = _now() - start
+        if took > self.limit_ns:
+            # Too slow once: never again for this type (bounded; types kept alive).
+            if len(self.slow) >= _TYPE_CACHE:
+                self.slow.clear()
+            self.slow[id(self.cls)] = self.cls
+            text = f"{self.prefix}{id(v):#x}: slow repr ({took // 1000} us)>"
+        result = self.r.string(text, b)
+        b.timed(took)
+        return result
+
+
+class CachedText:
+    """Practically immortal values (classes, enum members): the text is made once."""
+
+    __slots__ = ("make", "r", "texts")
+
+    def __init__(self, r: ValueRenderer, make: Callable[[Any], str]) -> None:
+        self.r = r
+        self.make = make
+        self.texts: dict[int, tuple[object, str, int]] = {}
+
+    def __call__(self, v: Any, depth: int, b: Budget, path: list[int]) -> Any:
+        hit = self.texts.get(id(v))
+        if hit is None or hit[0] is not v:
+            names = self.r.texts
+            try:
+                text = names.name(self.make(v))
+            except Exception as exc:
+                text = names.name(f"<{type_name(type(v))}: {TYPE_QUALNAME(type(exc))}>")
+            hit = (v, text, json_size(text)[1] + 1)
+            if len(self.texts) >= 256:
+                self.texts.clear()
+            self.texts[id(v)] = hit
+        return self.r.charged(hit[1], hit[2], b)
+
+
+def class_text(v: type) -> str:
+    """``<class module.Name>``."""
+    return f"<class {type_name(v)}>"
+
+
+class Descriptions:
+    """The text of each known type, for one renderer's limits."""
+
+    __slots__ = ("r", "safe_tz")
+
+    def __init__(self, r: ValueRenderer) -> None:
+        self.r = r
+        self.safe_tz: set[int] = set()  # ids of tzinfo types whose utcoffset() is C code
+
+    # -- exceptions and callables ----------------------------------------------------------
+
+    def exception(self, v: BaseException) -> str:
+        max_str = self.r.texts.max_str
+        args = EXC_ARGS(v)
+        parts: list[str] = []
+        for arg in args[:3]:
+            cls = type(arg)
+            if cls is str:
+                parts.append(repr(arg[:max_str]))  # type: ignore[index]
+            elif cls is int:
+                parts.append(int_text(arg, max_str))  # type: ignore[arg-type]
+            elif cls is float or cls is bool or arg is None:
+                parts.append(repr(arg))
+            elif has(TYPE_MRO(cls), BaseException):  # no recursion through exceptions
+                parts.append(f"<{type_name(cls)}>")
+            else:
+                parts.append(self.r.describe(arg))
+        if len(args) > 3:
+            parts.append("...")
+        return f"{type_name(type(v))}({', '.join(parts)})"
+
+    @staticmethod
+    def code(v: Any) -> str:
+        kind = {
+            types.CoroutineType: "coroutine",
+            types.GeneratorType: "generator",
+            types.AsyncGeneratorType: "async_generator",
+        }[type(v)]
+        return f"<{kind} {v.__qualname__}>"
+
+    @staticmethod
+    def module(v: types.ModuleType) -> str:
+        name = MODULE_DICT(v).get("__name__")
+        return f"<module {name if type(name) is str else '?'}>"
+
+    # -- asyncio ---------------------------------------------------------------------------
+
+    @staticmethod
+    def future(v: Any) -> str:
+        state = v._state
+        if state == "FINISHED":
+            exc = v._exception
+            if exc is not None:
+                return f"<Future finished exception={TYPE_QUALNAME(type(exc))}>"
+            return f"<Future finished result={type_name(type(v._result))}>"
+        return f"<Future {str(state).lower()}>"
+
+    @staticmethod
+    def task(v: Any) -> str:
+        state = v._state
+        name = v.get_name()
+        if state == "FINISHED":
+            # Never get_coro() on a finished task: on CPython 3.12.0-3.12.4 it crashes the
+            # interpreter for a task that completed eagerly (gh-122332).
+            coro_text = "..."
+        else:
+            coro = v.get_coro()
+            if type(coro) is types.CoroutineType:
+                coro_text = coro.__qualname__ + "()"
+            else:
+                coro_text = type_name(type(coro))
+        extra = ""
+        if state == "FINISHED":
+            exc = v._exception
+            extra = f" exception={TYPE_QUALNAME(type(exc))}" if exc is not None else ""
+        name_text = name if type(name) is str else "?"
+        return f"<Task {str(state).lower()} name={name_text!r} coro=<{coro_text}>{extra}>"
+
+    @staticmethod
+    def handle(v: Any) -> str:
+        cb = callable_name(v._callback)
+        state = " cancelled" if v._cancelled else ""
+        when = v._when if type(v) is asyncio.TimerHandle else None  # type: ignore[attr-defined]
+        where = f" when={when:.3f}" if type(when) is float else ""
+        return f"<{TYPE_QUALNAME(type(v))}{state}{where} callback={cb}>"
+
+    @staticmethod
+    def event(v: asyncio.Event) -> str:
+        return f"<Event {'set' if v._value else 'unset'}>"  # type: ignore[attr-defined]
+
+    @staticmethod
+    def lock(v: asyncio.Lock) -> str:
+        return f"<Lock {'locked' if v._locked else 'unlocked'}>"  # type: ignore[attr-defined]
+
+    @staticmethod
+    def semaphore(v: asyncio.Semaphore) -> str:
+        return f"<{TYPE_QUALNAME(type(v))} value={int(v._value)}>"
+
+    @staticmethod
+    def queue(v: asyncio.Queue[Any]) -> str:
+        return f"<{TYPE_QUALNAME(type(v))} size={v.qsize()} maxsize={int(v._maxsize)}>"  # type: ignore[attr-defined]
+
+    # -- numbers, ranges, buffers ------------------------------------------------------------
+
+    def slice(self, v: slice) -> str:
+        max_str = self.r.texts.max_str
+        parts = [
+            int_text(p, max_str) if type(p) is int else ("None" if p is None else "...")
+            for p in (v.start, v.stop, v.step)
+        ]
+        return f"slice({', '.join(parts)})"
+
+    def range(self, v: range) -> str:
+        max_str = self.r.texts.max_str
+        parts = [int_text(p, max_str) for p in (v.start, v.stop, v.step)]
+        return f"range({', '.join(parts)})"
+
+    def bytearray(self, v: bytearray) -> str:
+        return self.r.texts.of_bytes(bytes(v[: self.r.texts.max_str]), len(v), "bytearray(", ")")
+
+    @staticmethod
+    def memoryview(v: memoryview) -> str:
+        return f"<memoryview nbytes={v.nbytes} format={v.format!r}>"
+
+    def fraction(self, v: Any) -> str:
+        max_str = self.r.texts.max_str
+        return f"{int_text(v._numerator, max_str)}/{int_text(v._denominator, max_str)}"
+
+    def datetime(self, v: Any) -> str:
+        tz = v.tzinfo
+        if tz is None or id(type(tz)) in self.safe_tz:
+            return str(v.isoformat())
+        return f"{v.replace(tzinfo=None).isoformat()} [tz {type_name(type(tz))}]"
