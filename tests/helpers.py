@@ -5,17 +5,33 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 import coroscope
 
 # The directory holding the coroscope package under test, so that a subprocess's
 # start-up file imports this very code (it comes first on sys.path).
 PACKAGE_PARENT = str(Path(coroscope.__file__).resolve().parent.parent)
+
+
+def startup_files_installed() -> bool:
+    """Whether this interpreter starts coroscope from COROSCOPE=1 (its .pth is installed)."""
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    return (purelib / "coroscope.pth").exists() and (purelib / "_coroscope_start.py").exists()
+
+
+#: For tests that start coroscope in a subprocess through COROSCOPE=1 alone.  Outside CI
+#: (where the .ci scripts install the package) they skip if the package is not installed.
+requires_startup_files = pytest.mark.skipif(
+    not startup_files_installed() and not os.environ.get("CI"),
+    reason="coroscope is not pip-installed in this interpreter (the .ci scripts install it)",
+)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+import asyncio
+import importlib.util
 import inspect
+import threading
 import types
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from coroscope.delivery._blocks import BlockIndex
+from coroscope.testing import capture_records
 
 
 def _line(func: types.FunctionType, marker: str) -> int:
@@ -86,3 +95,40 @@ class TestBlockIndex:
         func = namespace["f"]
         assert isinstance(func, types.FunctionType)
         assert BlockIndex().blocks_at(func.__code__, 3) == ()
+
+
+class TestNeverOnTheLoop:
+    """Block context is derived off the loop thread, from the function's own source."""
+
+    def test_huge_module(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A 200,000-line module: no parse on the loop thread, and only the function is parsed."""
+        filler = "".join(f"value_{i} = {i}\n" for i in range(200_000))
+        source = (
+            "import asyncio\n"
+            + filler
+            + "async def job(n):\n"
+            + "    for i in range(n):\n"
+            + "        await asyncio.sleep(0)\n"
+        )
+        path = tmp_path / "huge_module.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("huge_module", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+
+        parsed: list[tuple[str, int]] = []
+        real_parse = ast.parse
+
+        def spy(text: Any, *args: Any, **kwargs: Any) -> Any:
+            parsed.append((threading.current_thread().name, len(text)))
+            return real_parse(text, *args, **kwargs)
+
+        monkeypatch.setattr(ast, "parse", spy)
+        with capture_records() as records:
+            asyncio.run(module.job(3))
+        suspends = [r for r in records if r["event"] == "suspend"]
+        assert suspends[0]["frames"][0]["blocks"] == [{"kind": "for", "line": 200_003}]
+        assert parsed, "the blocks were derived"
+        assert all(thread != threading.main_thread().name for thread, _ in parsed), parsed
+        assert all(size < 1000 for _, size in parsed), parsed

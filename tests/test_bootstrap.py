@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import sysconfig
 from pathlib import Path
 
 import pytest
 
-from helpers import COUNTDOWN, clean_env, read_records, run_python
+from helpers import COUNTDOWN, clean_env, read_records, requires_startup_files, run_python
 
-
-def _startup_files_installed() -> bool:
-    purelib = Path(sysconfig.get_paths()["purelib"])
-    return (purelib / "coroscope.pth").exists() and (purelib / "_coroscope_start.py").exists()
-
-
-pytestmark = pytest.mark.skipif(
-    not _startup_files_installed() and not os.environ.get("CI"),
-    reason="coroscope is not pip-installed in this interpreter (the .ci scripts install it)",
-)
+pytestmark = requires_startup_files
 
 
 class TestEnable:

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import dis
 import sys
+import time
 import types
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+import coroscope
 from coroscope.testing import capture_records
 
 HERE = __file__
@@ -422,3 +424,78 @@ class TestLocalsSetting:
 def test_python_version_supported() -> None:
     """The suite runs on the versions coroscope supports."""
     assert sys.version_info >= (3, 12)
+
+
+class TestFinalStep:
+    """A task's last step, ended by its return or its exception, is a step like the others."""
+
+    def test_slow_final_step_is_reported(self) -> None:
+        """A handler that blocks then returns gets a slow-step warning and its run time."""
+
+        async def handler() -> str:
+            await asyncio.sleep(0)
+            time.sleep(0.15)  # blocks, then returns without another await
+            return "done"
+
+        for mode in ("all", "slow"):
+            with capture_records(mode=mode, slow_step_ms=100) as records:
+                asyncio.run(handler())
+            end = [r for r in records if r["event"] == "end"]
+            assert len(end) == 1, mode
+            assert end[0]["level"] == "warning" and end[0]["slow"] == "step"
+            assert end[0]["step_ms"] >= 150
+            assert (
+                end[0]["frames"][0]["function"]
+                == "TestFinalStep.test_slow_final_step_is_reported.<locals>.handler"
+            )
+            assert end[0]["resumed_at"]["function"] == end[0]["frames"][0]["function"]
+            done = next(r for r in records if r["event"] == "task.done")
+            assert done["run_ms"] >= 150, mode
+
+    def test_slow_final_step_ending_in_an_exception(self) -> None:
+        """A final step that raises says which exception ended it."""
+
+        async def handler() -> None:
+            time.sleep(0.12)
+            raise KeyError("gone")
+
+        with capture_records(slow_step_ms=100) as records, contextlib.suppress(KeyError):
+            asyncio.run(handler())
+        end = next(r for r in records if r["event"] == "end")
+        assert end["exception"] == "KeyError" and end["step_ms"] >= 120
+
+    def test_quick_final_step_writes_no_end(self) -> None:
+        """Only a slow final step has a record; every task's run time counts its last step."""
+        with capture_records() as records:
+            asyncio.run(countdown(1))
+        assert not [r for r in records if r["event"] == "end"]
+
+
+class TestUnknownHalves:
+    """A switch whose other half was not seen adds nothing to run or wait time."""
+
+    def test_adopted_task_cancelled(self) -> None:
+        """A task adopted while suspended, then cancelled: its step and wait times stay exact."""
+        from coroscope import _api
+
+        async def sleeper() -> None:
+            await asyncio.sleep(10)
+
+        async def main() -> tuple[int, int, int]:
+            task = asyncio.create_task(sleeper())
+            await asyncio.sleep(0)  # suspended before coroscope is installed
+            assert coroscope.install(output="stderr", environ={}, task_done=False)
+            await asyncio.sleep(0)  # adoption runs on this loop
+            session = _api._session
+            assert session is not None
+            state = session.capture.tasks.of_task(task)
+            assert state is not None
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return state.wait_ns, state.run_ns, state.switches
+
+        try:
+            wait_ns, run_ns, switches = asyncio.run(main())
+        finally:
+            coroscope.uninstall()
+        assert wait_ns == 0 and run_ns >= 0 and switches == 0

@@ -98,3 +98,28 @@ class TestRun:
         result = _coroscope("run", "-s", "slow_stp_ms=5", str(script))
         assert result.returncode == 2
         assert "slow_stp_ms" in result.stderr
+
+
+class TestBrokenInstall:
+    """A tool that cannot be imported is an error, not a missing subcommand."""
+
+    def test_failing_tool_import_is_loud(self) -> None:
+        """With the trace tool unimportable, `coroscope --help` fails naming the import."""
+        code = (
+            "import sys\n"
+            "sys.modules['coroscope.tools._trace_cli'] = None\n"
+            "sys.modules['coroscope._trace'] = None\n"
+            "from coroscope._cli import main\n"
+            "main(['--help'])\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode != 0
+        assert "ImportError" in result.stderr or "ModuleNotFoundError" in result.stderr
+        assert "trace" in result.stderr

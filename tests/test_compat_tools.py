@@ -25,7 +25,7 @@ import coroscope
 from coroscope import _api as _install
 from coroscope.capture import TOOL_IDS
 from coroscope.testing import capture_records
-from helpers import clean_env, read_records
+from helpers import clean_env, read_records, requires_startup_files
 
 _mon = sys.monitoring
 _E = _mon.events
@@ -110,7 +110,14 @@ _START_THEN_COVERAGE = (
 class TestCoverage:
     """coverage.py measuring with sys.monitoring (COVERAGE_CORE=sysmon, tool id 1)."""
 
-    @pytest.mark.parametrize("how", ["none", "COROSCOPE=1", "install() under coverage"])
+    @pytest.mark.parametrize(
+        "how",
+        [
+            "none",
+            pytest.param("COROSCOPE=1", marks=requires_startup_files),
+            "install() under coverage",
+        ],
+    )
     def test_coverage_and_records(self, tmp_path: Path, how: str) -> None:
         """Coverage data is the same with and without coroscope; coroscope's records are complete."""
         pytest.importorskip("coverage")

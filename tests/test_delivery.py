@@ -10,6 +10,7 @@ import socket
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from coroscope._config import Config
 from coroscope.delivery import Renderer, Writer
 from coroscope.sinks import PartialWrite
 from coroscope.testing import MemorySink
-from helpers import clean_env, run_python
+from helpers import clean_env, requires_startup_files, run_python
 
 
 def _writer() -> Writer:
@@ -244,6 +245,7 @@ class TestExit:
     """At exit everything is flushed within COROSCOPE_FLUSH_TIMEOUT; a hung output cannot
     hold the process longer."""
 
+    @requires_startup_files
     def test_everything_buffered_is_delivered(self) -> None:
         """A burst right before exit reaches the aggregator in full."""
         collector = LineCollector().start()
@@ -264,6 +266,7 @@ class TestExit:
         finally:
             collector.stop()
 
+    @requires_startup_files
     @pytest.mark.parametrize("kind", ["stalled", "refused"])
     def test_bounded_by_flush_timeout(self, kind: str) -> None:
         """With a stalled or absent aggregator, the process exits once the flush timeout is
@@ -338,3 +341,44 @@ class TestAccounting:
         reasons = {r["reason"] for r in records if r["event"] == "dropped"}
         assert "sink_error" in reasons
         assert sink.calls >= 8  # every behaviour of the sink came up at least twice
+
+
+class TestWriterMemory:
+    """The writer keeps nothing per record once it is written."""
+
+    def test_abandoned_and_slow_tasks_leave_nothing(self, tmp_path: Path) -> None:
+        """Tasks abandoned while suspended, and slow-mode resumes: the event builder keeps
+        only what depends on places (a few entries), not on records."""
+
+        async def abandoned(i: int) -> None:
+            payload = [i] * 10
+            await asyncio.Event().wait()
+            del payload
+
+        async def slow_wait() -> None:
+            for _ in range(20):
+                await asyncio.sleep(0.003)
+
+        kept: list[asyncio.Task[None]] = []
+
+        async def main() -> None:
+            kept.extend(asyncio.create_task(abandoned(i)) for i in range(300))
+            await asyncio.gather(*(slow_wait() for _ in range(5)))
+
+        for mode, settings in (("all", {}), ("slow", {"slow_step_ms": 0.001, "slow_await_ms": 1})):
+            log = str(tmp_path / f"{mode}.log")
+            assert coroscope.install(output=log, environ={}, mode=mode, **settings)
+            try:
+                loop = asyncio.new_event_loop()
+                loop.run_until_complete(main())
+                writer = _writer()
+                assert writer.flush(10)
+                held = {
+                    name: len(value)
+                    for name in type(writer.builder).__slots__
+                    if isinstance(value := getattr(writer.builder, name), dict)
+                }
+                assert all(n <= 20 for n in held.values()), (mode, held)
+            finally:
+                coroscope.uninstall(timeout=0)
+                loop.close()

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -272,6 +273,106 @@ class TestTaskDone:
             gc.collect()
         assert any(r.get("exception") == "ValueError" for r in _events(records, "task.done"))
         assert "Task exception was never retrieved" in caplog.text
+
+
+class _HostileFuture:
+    """A future-like whose attribute lookups and class check are spied on."""
+
+    _asyncio_future_blocking = True
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._callbacks: list[Any] = []
+        self._cancelled = False
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def add_done_callback(self, callback: Any, *, context: Any = None) -> None:
+        self._callbacks.append(callback)
+
+    def remove_done_callback(self, callback: Any) -> int:
+        return 0
+
+    def cancel(self, msg: Any = None) -> bool:
+        self._cancelled = True
+        for callback in self._callbacks:
+            self._loop.call_soon(callback, self)
+        return True
+
+    def done(self) -> bool:
+        return self._cancelled
+
+    def result(self) -> None:
+        raise asyncio.CancelledError
+
+    def __await__(self) -> Any:
+        yield self
+
+    def __getattr__(self, name: str) -> Any:
+        SPIED.append(f"getattr {name}")
+        raise AttributeError(name)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        SPIED.append("__class__")
+        return _HostileFuture
+
+
+SPIED: list[str] = []
+
+
+class TestSnapshotRules:
+    """Snapshots read awaited objects and frames by the capture path's rules."""
+
+    def test_no_user_code_of_an_awaited_object(self) -> None:
+        """A task waiting on a future-like with __getattr__ and a __class__ property: none runs."""
+
+        async def waiter(fut: _HostileFuture) -> None:
+            await fut
+
+        async def main() -> None:
+            task = asyncio.create_task(waiter(_HostileFuture(asyncio.get_running_loop())))
+            await asyncio.sleep(0)
+            SPIED.clear()
+            coroscope.snapshot()
+            spied = list(SPIED)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            assert spied == []
+
+        with capture_records(blocked_ms=0) as records:
+            asyncio.run(main())
+        snaps = [r for r in _events(records, "snapshot") if r.get("awaiting")]
+        snap = next(r for r in snaps if r["awaiting"]["type"] == "_HostileFuture")
+        assert snap["awaiting"]["repr"].startswith("<test_diagnostics._HostileFuture object at 0x")
+
+    @pytest.mark.skipif(sys.version_info >= (3, 13), reason="3.13 keeps no f_locals cache")
+    def test_frame_locals_cache_emptied(self) -> None:
+        """On 3.12, a TaskGroup frame read for a snapshot does not keep its locals cached."""
+        seen: list[Any] = []
+
+        async def child() -> None:
+            await asyncio.sleep(0.05)
+
+        async def grouped() -> None:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(child())
+
+        async def main() -> None:
+            task = asyncio.create_task(grouped())
+            await asyncio.sleep(0.01)
+            coroscope.snapshot()
+            aexit = task.get_coro().cr_await
+            while aexit is not None and aexit.cr_code is not asyncio.TaskGroup.__aexit__.__code__:
+                aexit = aexit.cr_await
+            assert aexit is not None
+            seen.extend(r for r in gc.get_referents(aexit) if type(r) is dict)
+            await task
+
+        with capture_records(blocked_ms=0, locals="off"):
+            asyncio.run(main())
+        assert all(d == {} for d in seen), seen
 
 
 class TestNeverAwaited:

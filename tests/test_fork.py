@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from aggregators import LineCollector, check_accounting
-from helpers import clean_env, run_python
+from helpers import clean_env, requires_startup_files, run_python
 
 
 @pytest.fixture
@@ -66,6 +66,7 @@ print(os.getpid(), *children)
 class TestPreFork:
     """A pre-forking server: fork before the first record."""
 
+    @requires_startup_files
     def test_children_write_their_own_records(self, collector: LineCollector) -> None:
         """Parent and two children: no warning, each process's records complete and alone on
         its own connection, each carrying its own pid and its own seq from 0."""
@@ -84,6 +85,7 @@ class TestPreFork:
             assert len(records) >= 2 * (30 if pid == parent else 50)
         _one_pid_per_connection(collector)
 
+    @requires_startup_files
     def test_control_fork_after_first_record_warns(self, collector: LineCollector) -> None:
         """Control: once coroscope's writer thread runs, fork() does warn, so the test above
         would catch a thread started too early."""
@@ -197,6 +199,7 @@ if __name__ == "__main__":
 class TestMultiprocessing:
     """multiprocessing with the fork start method (children end with os._exit)."""
 
+    @requires_startup_files
     def test_fork_context_children(self, collector: LineCollector) -> None:
         """Each child's records all arrive (flushed at its exit although atexit is skipped),
         with its own pid; no multi-threaded-fork warning."""

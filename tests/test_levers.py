@@ -201,3 +201,55 @@ class TestAdoption:
         ]
         assert [r["event"] for r in early][:2] == ["resume", "suspend"]
         assert early[0]["frames"][0]["function"].endswith("long_runner")
+
+
+async def _leaf_wait(delay: float) -> None:
+    marker = "leaf"
+    await asyncio.sleep(delay)  # leaf-await
+    del marker
+
+
+async def _slow_step_then_slow_wait() -> None:
+    time.sleep(0.06)  # a slow step ...
+    await _leaf_wait(0.06)  # ... ending in a slow wait
+
+
+class TestSlowModeChains:
+    """A resume logged in slow mode carries the whole chain it was suspended in."""
+
+    def test_slow_step_then_slow_wait(self) -> None:
+        """After a logged slow step, the slow wait's resume has the inner frame and the future."""
+        settings = {"mode": "slow", "slow_step_ms": 50, "slow_await_ms": 50}
+        with capture_records(**settings) as records:
+            asyncio.run(_slow_step_then_slow_wait())
+        suspend = next(r for r in records if r["event"] == "suspend")
+        assert suspend["slow"] == "step"
+        resume = next(r for r in records if r["event"] == "resume")
+        names = [f["function"] for f in resume["frames"]]
+        assert names == ["_slow_step_then_slow_wait", "_leaf_wait"]
+        assert resume["frames"][1]["locals"]["marker"] == "leaf"
+        assert resume["awaiting"]["type"] == "Future"
+        assert resume["waited_ms"] >= 50
+
+    def test_cancelled_wait_keeps_the_users_frame(self) -> None:
+        """Cancelling a waiting task in slow mode logs the chain down to the user's await."""
+
+        async def handler() -> None:
+            await _leaf_wait(10)
+
+        async def main() -> None:
+            victim = asyncio.create_task(handler(), name="victim")
+            await asyncio.sleep(0.01)
+            victim.cancel()
+            await asyncio.gather(victim, return_exceptions=True)
+
+        with capture_records(mode="slow", task_done=True) as records:
+            asyncio.run(main())
+        resume = next(r for r in records if r.get("exception") == "CancelledError")
+        chain = [f["function"].rsplit(".", 1)[-1] for f in resume["frames"]]
+        assert chain == ["handler", "_leaf_wait"]
+        assert resume["frames"][1]["locals"] == {"delay": 10, "marker": "leaf"}
+        assert resume["frames"][1]["awaits"] == {"type": "coroutine", "name": "sleep"}
+        assert resume["frames"][0]["awaits"] == {"type": "coroutine", "name": "_leaf_wait"}
+        done = next(r for r in records if r["event"] == "task.done" and r["outcome"] == "cancelled")
+        assert [f["function"].rsplit(".", 1)[-1] for f in done["cancelled_at"]] == chain

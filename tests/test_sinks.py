@@ -4,6 +4,7 @@ syslog message format and framing, and the record size cap."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import select
@@ -26,7 +27,7 @@ from coroscope.sinks._local import FileSink, LineWriter
 from coroscope.sinks._outputs import parse_output
 from coroscope.sinks._syslog import Rfc5424, SyslogTcpSink, SyslogUdpSink
 from coroscope.testing import capture_records
-from helpers import clean_env, read_records, run_python
+from helpers import clean_env, read_records, requires_startup_files, run_python
 
 
 async def _spin(n: int) -> None:
@@ -74,6 +75,7 @@ class TestOutputSetting:
         assert message.startswith("COROSCOPE_OUTPUT=")
         assert "accepted: stderr, stdout, a file path, syslog+tcp://HOST:PORT" in message
 
+    @requires_startup_files
     def test_bad_output_leaves_the_program_unmonitored(self) -> None:
         """From the environment, a bad URL gives one message and the program runs on."""
         result = run_python(
@@ -144,6 +146,7 @@ class TestFileRotation:
 class TestConcurrentAppends:
     """Several processes appending to one file never interleave partial lines."""
 
+    @requires_startup_files
     def test_processes_append_whole_lines(self, tmp_path: Path) -> None:
         """Four monitored processes write to one file at once: every line is a whole record."""
         log = tmp_path / "shared.log"
@@ -252,6 +255,30 @@ class TestSyslogFormat:
             assert int(match[5]) == os.getpid()
         assert [int(_HEADER.match(f.partition(b" ")[2])[1]) for f in frames] == [14, 12]  # type: ignore[index]
         assert sink.overhead >= len(frames[0].partition(b" ")[2]) - len(records[0])
+
+    def test_severity_is_the_records_level_not_its_contents(self) -> None:
+        """An info record whose locals hold {"level": "error"} goes out at severity info."""
+        receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(5)
+
+        async def job() -> None:
+            options = {"level": "error", "note": '"level":"error"'}
+            await asyncio.sleep(0)
+            del options
+
+        port = receiver.getsockname()[1]
+        with coroscope.monitoring(output=f"syslog+udp://127.0.0.1:{port}", environ={}):
+            asyncio.run(job())
+        messages = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                receiver.settimeout(0.5)
+                messages.append(receiver.recv(65536))
+        receiver.close()
+        suspend = next(m for m in messages if b'"event":"suspend"' in m)
+        assert b'"level":"error"' in suspend  # the locals are there ...
+        assert _HEADER.match(suspend)[1] == b"14"  # type: ignore[index]  # ... at user.info
 
     def test_udp_one_datagram_per_record(self) -> None:
         """Over UDP each record is one datagram holding one whole message."""

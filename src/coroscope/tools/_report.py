@@ -432,7 +432,7 @@ class ReportBuilder:
 
         first_us = timestamp_us(self.first_ts)
         last_us = timestamp_us(self.last_ts)
-        known = set(self._handlers) | {"snapshot"}
+        known = set(self._handlers) | {S.SNAPSHOT, S.SNAPSHOT_SUMMARY, S.NEVER_AWAITED}
         return {
             "input": {"paths": list(files), **(stats.as_dict() if stats is not None else {})},
             "span": {
