@@ -26,12 +26,21 @@ def startup_files_installed() -> bool:
     return (purelib / "coroscope.pth").exists() and (purelib / "_coroscope_start.py").exists()
 
 
-#: For tests that start coroscope in a subprocess through COROSCOPE=1 alone.  Outside CI
-#: (where the .ci scripts install the package) they skip if the package is not installed.
-requires_startup_files = pytest.mark.skipif(
+_skip_without_startup_files = pytest.mark.skipif(
     not startup_files_installed() and not os.environ.get("CI"),
     reason="coroscope is not pip-installed in this interpreter (the .ci scripts install it)",
 )
+#: The marks of a test that starts coroscope in a subprocess through COROSCOPE=1 alone.
+#: Outside CI (where the .ci scripts install the package) it skips if the package is not
+#: installed.
+STARTUP_FILES_MARKS = [pytest.mark.startup_files, _skip_without_startup_files]
+
+
+def requires_startup_files(test: Any) -> Any:
+    """Mark ``test`` (a function or class) with :data:`STARTUP_FILES_MARKS`."""
+    for mark in STARTUP_FILES_MARKS:
+        test = mark(test)
+    return test
 
 
 def clean_env(**extra: str) -> dict[str, str]:

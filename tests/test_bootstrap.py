@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import COUNTDOWN, clean_env, read_records, requires_startup_files, run_python
+from helpers import COUNTDOWN, STARTUP_FILES_MARKS, clean_env, read_records, run_python
 
-pytestmark = requires_startup_files
+pytestmark = STARTUP_FILES_MARKS
 
 
 class TestEnable:

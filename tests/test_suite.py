@@ -13,19 +13,6 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 
-# The tests that start coroscope in a subprocess through COROSCOPE=1 alone.
-NEED_STARTUP_FILES = [
-    "test_fork.py::TestPreFork::test_children_write_their_own_records",
-    "test_fork.py::TestPreFork::test_control_fork_after_first_record_warns",
-    "test_fork.py::TestMultiprocessing::test_fork_context_children",
-    "test_delivery.py::TestExit::test_everything_buffered_is_delivered",
-    "test_delivery.py::TestExit::test_bounded_by_flush_timeout[stalled]",
-    "test_delivery.py::TestExit::test_bounded_by_flush_timeout[refused]",
-    "test_sinks.py::TestOutputSetting::test_bad_output_leaves_the_program_unmonitored",
-    "test_sinks.py::TestConcurrentAppends::test_processes_append_whole_lines",
-    "test_compat_tools.py::TestCoverage::test_coverage_and_records[COROSCOPE=1]",
-]
-
 
 class TestWithoutStartupFiles:
     """Where coroscope is importable but its .pth is not installed, those tests skip."""
@@ -44,9 +31,10 @@ class TestWithoutStartupFiles:
         # A path line (not a site directory): this environment's .pth files are not read.
         (Path(purelib) / "here.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
         env = {k: v for k, v in os.environ.items() if k != "CI" and not k.startswith("COROSCOPE")}
-        ids = [str(TESTS / t) for t in NEED_STARTUP_FILES]
+        marked = _marked()
+        assert len(marked) >= 8
         result = subprocess.run(
-            [python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *ids],
+            [python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "-m", "startup_files"],
             capture_output=True,
             text=True,
             cwd=TESTS.parent,
@@ -55,19 +43,41 @@ class TestWithoutStartupFiles:
             check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr
-        assert f"{len(ids)} skipped" in result.stdout, result.stdout
+        assert f"{len(marked)} skipped" in result.stdout, result.stdout
         assert "coroscope is not pip-installed" in result.stdout
 
-    def test_the_list_is_every_such_test(self) -> None:
-        """Every test module starting COROSCOPE=1 in a subprocess has its tests listed above."""
-        for path in sorted(TESTS.glob("test_*.py")):
-            text = path.read_text()
-            if path.name in ("test_bootstrap.py", "test_suite.py"):
+    def test_every_such_test_is_marked(self) -> None:
+        """Every test module starting COROSCOPE=1 in a subprocess has marked tests."""
+        marked = {nodeid.split("::", 1)[0] for nodeid in _marked()}
+        for path in sorted(TESTS.rglob("test_*.py")):
+            if path.name == "test_suite.py":
                 continue
-            uses = text.count('COROSCOPE="1"') + text.count('"COROSCOPE=1"')
-            listed = sum(1 for t in NEED_STARTUP_FILES if t.startswith(path.name + "::"))
-            if uses:
-                assert listed, path.name
+            text = path.read_text()
+            if 'COROSCOPE="1"' in text or '"COROSCOPE=1"' in text:
+                assert str(path.relative_to(TESTS.parent)) in marked, path
+
+
+def _marked() -> list[str]:
+    """The node ids of the tests marked ``startup_files``."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--co",
+            "-m",
+            "startup_files",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=TESTS.parent,
+        timeout=300,
+        check=False,
+    )
+    return [line for line in result.stdout.splitlines() if "::" in line]
 
 
 if sys.platform == "win32":  # pragma: no cover - venv layout differs

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from . import _implementation
 from ._config import Config
 from ._warn import warn
 from .capture import TOOL_IDS, Capture, CaptureOptions, ChainCapture, ModuleFilter, Places
@@ -29,6 +30,8 @@ class Session:
     def __init__(self, config: Config, processors: tuple[Processor, ...], sink: Sink) -> None:
         self.config = config
         self.processors = processors
+        #: The implementation of the capture core this session runs.
+        self.implementation = _implementation.selected()
         renderer = LocalsRenderer.from_config(config) if config.locals != "off" else None
         chain = ChainCapture(renderer, Places(ModuleFilter(config.include, config.exclude)))
         self.capture = capture = Capture(

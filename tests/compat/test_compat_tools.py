@@ -25,7 +25,7 @@ import coroscope
 from coroscope import _api as _install
 from coroscope.capture import TOOL_IDS
 from coroscope.testing import capture_records
-from helpers import clean_env, read_records, requires_startup_files
+from helpers import STARTUP_FILES_MARKS, clean_env, read_records
 
 _mon = sys.monitoring
 _E = _mon.events
@@ -114,7 +114,7 @@ class TestCoverage:
         "how",
         [
             "none",
-            pytest.param("COROSCOPE=1", marks=requires_startup_files),
+            pytest.param("COROSCOPE=1", marks=STARTUP_FILES_MARKS),
             "install() under coverage",
         ],
     )

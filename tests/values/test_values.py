@@ -24,11 +24,11 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_redact import SECRET_ALPHABET, filler_st, leaked, secrets_st, shaped
 
 from coroscope._config import DEFAULT_DENY, Config
 from coroscope.values import BUDGET_KEY, BUDGET_MARK, REDACTED, Budget, LocalsRenderer
 from coroscope.values._redact import DenyList
-from test_redact import SECRET_ALPHABET, filler_st, leaked, secrets_st, shaped
 
 MAX_BYTES = 4096
 # Wall-clock slack for "within the time budget" on a loaded CI machine: the renderer
