@@ -237,12 +237,21 @@ def stalled_memory(quick: bool, capacity: int | None) -> dict[str, Any]:
     }
 
 
+STARTUP_PROGRAMS = {"pass": "pass", "asyncio": "import asyncio"}
+
+
 def measure_startup(bare: str, bench: str, runs: int) -> dict[str, Any]:
-    """Median wall time of ``python -c pass``: without coroscope, installed, and enabled."""
+    """Median wall time of ``python -c pass`` and ``python -c "import asyncio"``: without
+    coroscope, installed (not enabled) and enabled (``COROSCOPE=1``), all interleaved."""
+    enabled = {"COROSCOPE": "1", "COROSCOPE_OUTPUT": os.devnull}
     variants = {
-        "bare": ([bare, "-c", "pass"], {}),
-        "installed": ([bench, "-c", "pass"], {}),
-        "enabled": ([bench, "-c", "pass"], {"COROSCOPE": "1", "COROSCOPE_OUTPUT": os.devnull}),
+        f"{who}/{prog}": ([python, "-c", code], extra)
+        for prog, code in STARTUP_PROGRAMS.items()
+        for who, python, extra in (
+            ("bare", bare, {}),
+            ("installed", bench, {}),
+            ("enabled", bench, enabled),
+        )
     }
     base_env = {
         k: v
@@ -250,10 +259,11 @@ def measure_startup(bare: str, bench: str, runs: int) -> dict[str, Any]:
         if not k.startswith("COROSCOPE") and k != "PYTHONASYNCIODEBUG"
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
+    order = list(variants)
     for i in range(runs + 3):
-        for name, (cmd, extra) in variants.items():
-            if name == "enabled" and i % 3:
-                continue  # a third as many: it is slower and only needs a rough figure
+        shift = i % len(order)
+        for name in order[shift:] + order[:shift]:  # no variant always runs first
+            cmd, extra = variants[name]
             env = {**base_env, **extra}
             t0 = time.perf_counter()
             subprocess.run(cmd, env=env, check=True)
@@ -265,8 +275,15 @@ def measure_startup(bare: str, bench: str, runs: int) -> dict[str, Any]:
     return {
         "runs": runs,
         "median_ms": medians,
-        "installed_minus_bare_ms": medians["installed"] - medians["bare"],
-        "enabled_minus_bare_ms": medians["enabled"] - medians["bare"],
+        "deltas_ms": {
+            prog: {
+                "installed_minus_bare": medians[f"installed/{prog}"] - medians[f"bare/{prog}"],
+                "enabled_minus_installed": medians[f"enabled/{prog}"]
+                - medians[f"installed/{prog}"],
+                "enabled_minus_bare": medians[f"enabled/{prog}"] - medians[f"bare/{prog}"],
+            }
+            for prog in STARTUP_PROGRAMS
+        },
         "pth_line_us": pth,
     }
 
@@ -291,7 +308,10 @@ def _pth_line_cost(bench: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", choices=("writer", "stalled", "capture"))
+    parser.add_argument("which", choices=("writer", "stalled", "capture", "startup"))
+    parser.add_argument("--bare", help="startup: a python without coroscope")
+    parser.add_argument("--bench", help="startup: a python with coroscope installed")
+    parser.add_argument("--runs", type=int, default=40, help="startup: rounds")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--capacity", type=int, help="stalled: buffer size (default: coroscope's)")
     args = parser.parse_args(argv)
@@ -299,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         result = writer_throughput(args.quick)
     elif args.which == "capture":
         result = capture_cost(args.quick)
+    elif args.which == "startup":
+        result = measure_startup(args.bare, args.bench, args.runs)
     else:
         result = stalled_memory(args.quick, args.capacity)
     result["python"] = sys.version.split()[0]

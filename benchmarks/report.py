@@ -421,14 +421,22 @@ def write_report(data: dict[str, Any], md_path: Path, png_path: Path) -> None:
                     "not the buffer's (allocator, per-task state, the first rendered batch)."
                 )
         st = extras.get("startup", {})
-        if st:
+        if st and "deltas_ms" in st:
             med = st["median_ms"]
+            for prog, label in (
+                ("pass", "python -c pass"),
+                ("asyncio", 'python -c "import asyncio"'),
+            ):
+                d = st["deltas_ms"][prog]
+                lines.append(
+                    f"- Start-up (`{label}`, interleaved medians of {st['runs']}): no "
+                    f"coroscope {med[f'bare/{prog}']:.1f} ms, installed not enabled "
+                    f"{med[f'installed/{prog}']:.1f} ms ({d['installed_minus_bare']:+.2f} ms), "
+                    f"`COROSCOPE=1` {med[f'enabled/{prog}']:.1f} ms "
+                    f"({d['enabled_minus_installed']:+.2f} ms over installed)."
+                )
             lines.append(
-                f"- Start-up (`python -c pass`, median of {st['runs']}): no coroscope "
-                f"{med['bare']:.1f} ms, installed not enabled {med['installed']:.1f} ms "
-                f"({st['installed_minus_bare_ms']:+.2f} ms), enabled "
-                f"{med['enabled']:.1f} ms ({st['enabled_minus_bare_ms']:+.1f} ms); the `.pth` "
-                f"line itself costs {st['pth_line_us']:.2f} us when not enabled."
+                f"- The `.pth` line itself costs {st['pth_line_us']:.2f} us when not enabled."
             )
         lines.append("")
     md_path.write_text("\n".join(lines))

@@ -245,7 +245,9 @@ class LineCollector:
         listener.bind(("127.0.0.1", self.port))
         listener.listen(64)
         self._listener = listener
-        thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        thread = threading.Thread(
+            target=self._accept, args=(listener,), daemon=True, name=f"accept-{self.port}"
+        )
         thread.start()
         self._threads.append(thread)
         return self
@@ -257,6 +259,9 @@ class LineCollector:
             except OSError:
                 return
             with self._lock:
+                if self._listener is not listener:  # stopped meanwhile: refuse it
+                    conn.close()
+                    return
                 lines: list[bytes] = []
                 self.connections.append(lines)
                 self._socks.append(conn)
@@ -290,6 +295,9 @@ class LineCollector:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+        for thread in self._threads:  # the accept loop has returned: nothing listens
+            if thread.name.startswith("accept"):
+                thread.join(5)
 
     def lines(self) -> list[bytes]:
         with self._lock:

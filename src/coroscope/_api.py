@@ -43,7 +43,11 @@ def _register_process_hooks() -> None:
         return
     _hooks_registered = True
     atexit.register(_at_exit)
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 def _at_exit() -> None:
@@ -51,6 +55,24 @@ def _at_exit() -> None:
         uninstall()
     except Exception as exc:  # never let our exit handler fail the process
         warn(f"coroscope: error at exit: {type(exc).__name__}: {exc}")
+
+
+def _before_fork() -> None:
+    session = _session
+    if session is not None:
+        try:
+            session.before_fork()
+        except Exception as exc:
+            warn(f"coroscope: could not pause for fork ({type(exc).__name__}: {exc})")
+
+
+def _after_fork_in_parent() -> None:
+    session = _session
+    if session is not None:
+        try:
+            session.after_fork_in_parent()
+        except Exception as exc:
+            warn(f"coroscope: could not resume after fork ({type(exc).__name__}: {exc})")
 
 
 def _after_fork_in_child() -> None:

@@ -10,18 +10,27 @@ left and closes the output.
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 from . import _implementation
 from ._config import Config
+from ._record import Record
 from ._warn import warn
 from .capture import TOOL_IDS, Capture, CaptureOptions, ChainCapture, ModuleFilter, Places
 from .delivery import Processor, Renderer, Writer
-from .diagnostics import Inspector, LoopRegistry, TaskLifecycle, UnawaitedHook, Watchdog
+from .diagnostics import Inspector, LoopRegistry, NeverAwaited, Watchdog
 from .sinks import Sink, open_sink
 from .values import LocalsRenderer
+from .values._redact import patterns as redaction_patterns
 
-__all__ = ["Session"]
+__all__ = ["FORK_PAUSE_S", "Session"]
+
+#: How long a fork() may wait for each of coroscope's threads to pause.  A writer stuck in
+#: a stalled output longer than that is left running (the fork then warns as for any
+#: multi-threaded process).
+FORK_PAUSE_S = 0.1
+_COUNTS_THREADS_AFTER_FORK_HOOKS = sys.version_info[:2] == (3, 13)
 
 
 class Session:
@@ -43,10 +52,11 @@ class Session:
             capacity=config.buffer_size,
             # Looked up at each call: a forked child's capture numbers anew.
             next_seq=lambda: capture.next_seq(),  # noqa: PLW0108
-            on_started=capture.set_emit,
             max_record_bytes=config.max_record_bytes,
         )
-        capture.set_emit(writer.first_put)
+        capture.set_emit(writer.put)
+        if renderer is not None:  # compile the redaction patterns off the loop threads
+            writer.warm_up += [redaction_patterns, renderer.r.deny.compile]
         self.loops = loops = LoopRegistry()
         self.inspector = inspector = Inspector(
             capture, loops, capture.emit_event, stuck_s=config.stuck_s
@@ -59,12 +69,10 @@ class Session:
             stuck_s=config.stuck_s,
             report_stuck=inspector.report_stuck if config.stuck_s > 0 else None,
         )
-        loops.on_first = watchdog.start
-        self.lifecycle = TaskLifecycle(
-            capture.emit_event, loops, capture.tasks.remove, task_done=config.task_done
-        )
-        capture.on_task_start = self.lifecycle.task_started
-        self.unawaited = UnawaitedHook(capture.emit_event) if config.unawaited else None
+        loops.on_first = watchdog.loop_added
+        capture.on_loop = loops.seen
+        if config.unawaited:
+            capture.watch_unawaited(NeverAwaited(capture.emit_event).record)
 
     @classmethod
     def build(
@@ -95,10 +103,8 @@ class Session:
         """Turn monitoring on: ``False`` if no tool id is free (nothing else is started)."""
         if not self.capture.start():
             return False
-        if self.loops.watched():  # started again: the loops are known already
-            self.watchdog.start()
-        if self.unawaited is not None:
-            self.unawaited.install()
+        self.writer.start()
+        self.watchdog.start()
         try:
             self.inspector.install_signal(self.config.snapshot_signal)
         except (OSError, ValueError) as exc:
@@ -111,21 +117,51 @@ class Session:
         self.capture.stop()
         self.watchdog.stop()
         self.inspector.uninstall_signal()
-        if self.unawaited is not None:
-            self.unawaited.uninstall()
 
     def close(self, timeout: float | None = None) -> bool:
         """Write what is buffered (within ``timeout``, by default the flush timeout) and
         close the output; ``True`` if everything was written."""
         return self.writer.shutdown(self.config.flush_timeout if timeout is None else timeout)
 
+    # -- fork ---------------------------------------------------------------------------
+
+    def before_fork(self, timeout: float = FORK_PAUSE_S) -> None:
+        """Pause the threads, so that the process has none of coroscope's at the fork."""
+        self.watchdog.pause(timeout)
+        self.writer.pause(timeout)
+
+    def after_fork_in_parent(self) -> None:
+        """Resume the threads paused for the fork.
+
+        Python 3.13 counts the process's threads for its multi-threaded-fork warning after
+        the after-fork hooks have run (3.12 before them, 3.14 before the fork): there the
+        threads resume with the next record instead, so that they are not counted.
+        """
+        if not self.active:
+            return
+        if _COUNTS_THREADS_AFTER_FORK_HOOKS:
+            self.capture.set_emit(self._resume_then_put)
+        else:
+            self._resume_threads()
+
+    def _resume_then_put(self, record: Record) -> bool:
+        self.capture.set_emit(self.writer.put)
+        self._resume_threads()
+        return self.writer.put(record)
+
+    def _resume_threads(self) -> None:
+        self.writer.start()
+        self.watchdog.start()
+
     def after_fork_in_child(self) -> None:
         """In a forked child: fresh locks, numbers, writer and watchdog; no loops."""
         self.capture.reset_after_fork()
         self.writer.reset_after_fork()
-        self.capture.set_emit(self.writer.first_put)
         self.watchdog.reset_after_fork()
         self.loops.clear()
+        if self.active:
+            self.writer.start()
+            self.watchdog.start()
 
 
 def tool_ids_taken_message() -> str:

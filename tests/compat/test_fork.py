@@ -1,6 +1,6 @@
 """fork(): each child gets its own writer and connection, keeps none of the parent's
 buffered records, writes its own pid, and coroscope causes no multi-threaded-fork
-warning before its first record.
+warning: its threads are paused across the fork.
 
 Python reports a fork of a multi-threaded process with a DeprecationWarning that an
 error filter cannot turn into an exception (the child already exists), so the tests run
@@ -86,23 +86,32 @@ class TestPreFork:
         _one_pid_per_connection(collector)
 
     @requires_startup_files
-    def test_control_fork_after_first_record_warns(self, collector: LineCollector) -> None:
-        """Control: once coroscope's writer thread runs, fork() does warn, so the test above
-        would catch a thread started too early."""
+    def test_fork_after_records_does_not_warn(self, collector: LineCollector) -> None:
+        """With records written (the writer busy), fork() sees no coroscope thread; a thread
+        of the program's own (the control) makes it warn, so the check is live."""
         code = """
-            import asyncio, os
+            import asyncio, os, sys, threading, time
             async def main():
-                await asyncio.sleep(0)
-            asyncio.run(main())  # first record: the writer thread starts
+                for _ in range(200):
+                    await asyncio.sleep(0)
+            asyncio.run(main())
+            if sys.argv[1] == "control":
+                threading.Thread(target=time.sleep, args=(1,), daemon=True).start()
             pid = os.fork()
             if pid == 0:
                 os._exit(0)
+            os.waitpid(pid, 0)
+            asyncio.run(main())  # the parent goes on writing after the fork
         """
         env = clean_env(COROSCOPE="1", COROSCOPE_OUTPUT=f"tcp://127.0.0.1:{collector.port}")
-        result = run_python(code, env, flags=("-W", "always::DeprecationWarning"))
+        flags = ("-W", "always::DeprecationWarning")
+        result = run_python(code, env, "coroscope only", flags=flags)
         assert result.returncode == 0, result.stderr
-        assert "DeprecationWarning" in result.stderr
-        assert "multi-threaded" in result.stderr
+        assert "multi-threaded" not in result.stderr
+        control = run_python(code, env, "control", flags=flags)
+        assert control.returncode == 0, control.stderr
+        assert "multi-threaded" in control.stderr
+        collector.wait_for(2 * 2 * 400)
 
 
 _FORK_WITH_BUFFERED_RECORDS = """

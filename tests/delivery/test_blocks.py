@@ -117,11 +117,11 @@ class TestNeverOnTheLoop:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
 
-        parsed: list[tuple[str, int]] = []
+        parsed: list[tuple[int | None, int]] = []
         real_parse = ast.parse
 
         def spy(text: Any, *args: Any, **kwargs: Any) -> Any:
-            parsed.append((threading.current_thread().name, len(text)))
+            parsed.append((threading.get_ident(), len(text)))
             return real_parse(text, *args, **kwargs)
 
         monkeypatch.setattr(ast, "parse", spy)
@@ -130,5 +130,5 @@ class TestNeverOnTheLoop:
         suspends = [r for r in records if r["event"] == "suspend"]
         assert suspends[0]["frames"][0]["blocks"] == [{"kind": "for", "line": 200_003}]
         assert parsed, "the blocks were derived"
-        assert all(thread != threading.main_thread().name for thread, _ in parsed), parsed
+        assert all(thread != threading.main_thread().ident for thread, _ in parsed), parsed
         assert all(size < 1000 for _, size in parsed), parsed

@@ -10,8 +10,9 @@ holds what is kept per task; :mod:`._callbacks` are the callbacks.
 from __future__ import annotations
 
 from ._awaitables import describe_awaitable, is_task
-from ._callbacks import Capture, CaptureOptions, Emit
+from ._callbacks import Capture, Emit
 from ._chain import ChainCapture, LocalsSource, local_value
+from ._options import CaptureOptions
 from ._places import ModuleFilter, Places
 from ._state import TaskState, TaskTable
 from ._tool import TOOL_IDS, TOOL_NAME

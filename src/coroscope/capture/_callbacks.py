@@ -34,30 +34,30 @@ import itertools
 import sys
 import threading
 import time
+import warnings
 from _random import Random
 from asyncio import events as _events
 from asyncio import tasks as _tasks
 from collections.abc import Callable, Iterable
 from inspect import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_ITERABLE_COROUTINE
 from types import CodeType, CoroutineType, FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .. import _schema as S
 from .._record import END, EVENT, RESUME, SUSPEND, EventRecord, FrameRecord, Place, Record
 from .._schema import INFO, WARNING
 from ._awaitables import describe_awaitable
-from ._chain import ChainCapture
+from ._chain import ChainCapture, local_value
+from ._endings import task_done
+from ._options import CaptureOptions
 from ._state import TaskState, TaskTable
 from ._tool import EVENTS, MonitoringTool
 
-if TYPE_CHECKING:
-    from .._config import Config
-
-__all__ = ["Capture", "CaptureOptions", "Emit"]
+__all__ = ["Capture", "Emit"]
 
 _DISABLE = sys.monitoring.DISABLE
 _AWAITER_FLAGS = CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
 _SEND = dis.opmap["SEND"]
-_NEVER = 2**62  # a threshold no step or wait reaches
 
 _get_running_loop = _events._get_running_loop
 _current_task = _tasks.current_task
@@ -70,30 +70,6 @@ Emit = Callable[[Record], object]
 
 def _discard(record: Record) -> None:
     """The emit of a capture nothing listens to yet."""
-
-
-class CaptureOptions:
-    """What the callbacks record; fixed for the life of an installation."""
-
-    __slots__ = ("log_all", "sample", "slow_await_ns", "slow_step_ns")
-
-    def __init__(
-        self, *, mode: str, slow_step_ms: float, slow_await_ms: float, sample: float
-    ) -> None:
-        self.log_all = mode == "all"
-        self.slow_step_ns = int(slow_step_ms * 1e6) if slow_step_ms > 0 else _NEVER
-        self.slow_await_ns = int(slow_await_ms * 1e6)
-        self.sample = sample
-
-    @classmethod
-    def from_config(cls, config: Config) -> CaptureOptions:
-        """The capture's view of a configuration."""
-        return cls(
-            mode=config.mode,
-            slow_step_ms=config.slow_step_ms,
-            slow_await_ms=config.slow_await_ms,
-            sample=config.sample,
-        )
 
 
 class Capture:
@@ -118,14 +94,18 @@ class Capture:
         self.slow_step_ns = options.slow_step_ns
         self.slow_await_ns = options.slow_await_ns
         self.sample = options.sample
+        self.task_done = options.task_done
         self._random = Random().random
         self.max_errors = max_errors
         self.on_disabled = on_disabled
         self.errors = 0
         self.first_error: BaseException | None = None
         self.switched_off = False  # by too many internal errors
-        #: Called on the loop's thread when a task's root starts (not per switch).
-        self.on_task_start: Callable[[Any, Any, TaskState], None] | None = None
+        #: Called with the loop, on its thread, when a task's root starts (not per switch).
+        self.on_loop: Callable[[Any], None] | None = None
+        # Python's "never awaited" hook: its code object, and who hears of each coroutine.
+        self._unawaited_code: CodeType | None = None
+        self._on_unawaited: Callable[[object], None] | None = None
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -207,9 +187,27 @@ class Capture:
                 state = self.tasks.add(frame, coro, task, now)
                 state.resumed_ns = -1  # suspended since before we knew it
                 adopted += 1
-                if self.on_task_start is not None:
-                    self.on_task_start(task.get_loop(), task, state)  # type: ignore[attr-defined]
+                if self.on_loop is not None:
+                    self.on_loop(task.get_loop())  # type: ignore[attr-defined]
         return adopted
+
+    def watch_unawaited(self, on_unawaited: Callable[[object], None]) -> None:
+        """Call ``on_unawaited(coro)`` for each coroutine Python warns was never awaited.
+
+        The interpreter's hook (``warnings._warn_unawaited_coroutine``) is left as it is:
+        the ``PY_START`` of its code object (never disabled) reads the coroutine from its
+        frame, so the warning is exactly what it would be without coroscope.
+        """
+        hook = getattr(warnings, "_warn_unawaited_coroutine", None)
+        code = getattr(hook, "__code__", None)
+        if type(code) is CodeType:
+            self._unawaited_code = code
+            self._on_unawaited = on_unawaited
+
+    def _unawaited(self, frame: FrameType) -> None:
+        on_unawaited = self._on_unawaited
+        if on_unawaited is not None:
+            on_unawaited(local_value(frame, "coro"))
 
     def _watch_root(self, code: CodeType, frame: FrameType) -> bool:
         """Make ``code`` a root code (local events on); ``False`` if its module is left out."""
@@ -268,8 +266,14 @@ class Capture:
     # -- the callbacks --------------------------------------------------------------------
 
     def on_start(self, code: CodeType, offset: int) -> object:
-        """``PY_START``: is this the first step of a task?"""
+        """``PY_START``: is this the first step of a task (or Python's "never awaited")?"""
         if not code.co_flags & CO_COROUTINE:
+            if code is self._unawaited_code:
+                try:
+                    self._unawaited(_getframe(1))
+                except Exception as exc:
+                    self._error(exc)
+                return None  # (not disabled: the next coroutine never awaited comes here)
             return _DISABLE
         try:
             frame = _getframe(1)
@@ -296,9 +300,9 @@ class Capture:
             if self.sample < 1.0 and self._random() >= self.sample:
                 return None
             if self._watch_root(code, frame):
-                state = self.tasks.add(frame, coro, task, _clock())
-                if self.on_task_start is not None:
-                    self.on_task_start(loop, task, state)
+                self.tasks.add(frame, coro, task, _clock())
+                if self.on_loop is not None:
+                    self.on_loop(loop)
         except Exception as exc:
             self._error(exc)
         return None
@@ -410,7 +414,7 @@ class Capture:
             frame = _getframe(1)
             state = self.by_frame.get(id(frame))
             if state is not None:
-                self._end(state, code, frame, None)
+                self._end(state, code, frame, retval, None)
         except Exception as exc:
             self._error(exc)
         return None
@@ -423,22 +427,33 @@ class Capture:
             frame = _getframe(1)
             state = self.by_frame.get(id(frame))
             if state is not None:
-                self._end(state, code, frame, type(exc).__qualname__)
+                self._end(state, code, frame, None, exc)
         except Exception as err:
             self._error(err)
         return None
 
     def _end(
-        self, state: TaskState, code: CodeType, frame: FrameType, exception: str | None
+        self,
+        state: TaskState,
+        code: CodeType,
+        frame: FrameType,
+        result: object,
+        exc: BaseException | None,
     ) -> None:
-        """Close a task's final step like a suspend closes the others."""
-        if not state.running:
-            return
+        """A task's root returned (``result``) or raised (``exc``): close its final step
+        like a suspend closes the others, write its ``task.done`` and forget it."""
+        self.tasks.remove(state)
         now = _clock()
-        step = state.end(now)
-        if step >= self.slow_step_ns:
-            resumed_at = self.places.at(code, frame, state.resumed_lasti)
-            frames = self._root_only(frame)
-            self.emit(
-                self._switch(END, state, now, frames, None, step, exception, WARNING, resumed_at)
-            )
+        exception = type(exc).__qualname__ if exc is not None else None
+        if state.running:
+            step = state.end(now)
+            if step >= self.slow_step_ns:
+                resumed_at = self.places.at(code, frame, state.resumed_lasti)
+                frames = self._root_only(frame)
+                self.emit(
+                    self._switch(
+                        END, state, now, frames, None, step, exception, WARNING, resumed_at
+                    )
+                )
+        if self.task_done and not (exc is not None and issubclass(type(exc), GeneratorExit)):
+            self.emit_event(S.TASK_DONE, *task_done(state, now, result, exc))

@@ -3,10 +3,12 @@
 Modelled on the OpenTelemetry SDK's batch processor: the producer (capture) never blocks;
 one daemon thread wakes on a timer or on request, renders a batch and hands it to the sink
 in one call; ``flush`` and ``shutdown`` are bounded in time; after ``fork()`` the child
-starts over with an empty buffer and no thread until its first record.
+starts over with an empty buffer.
 
-The thread is started by the first record, not at install: a process that forks before
-its first switch (a pre-forking server) has no coroscope thread at the fork.
+The thread is a :class:`~coroscope._threads.BackgroundThread`, started at install, which
+the host's thread bookkeeping does not see; it is paused across ``fork()`` (the process
+has no coroscope thread at the fork, so a pre-forking server gets no multi-threaded-fork
+warning) and resumed after it, in the parent and in the child.
 
 Delivery and loss:
 
@@ -34,7 +36,7 @@ from collections.abc import Callable, Mapping
 
 from .. import _schema as S
 from .._record import Record, level_of
-from .._threads import ThreadNames
+from .._threads import BackgroundThread, ThreadNames
 from .._warn import warn
 from ..sinks import PartialWrite, Sink
 from ._buffer import RecordBuffer
@@ -66,7 +68,6 @@ class Writer:
         *,
         capacity: int,
         next_seq: Callable[[], int],
-        on_started: Callable[[Callable[[Record], bool]], None],
         max_record_bytes: int,
         interval: float = INTERVAL_S,
         retry_initial: float = RETRY_INITIAL_S,
@@ -79,12 +80,14 @@ class Writer:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self._next_seq = next_seq
-        self._on_started = on_started
         limit = max_record_bytes - int(getattr(sink, "overhead", 0) or 0)
         sink_limit = getattr(sink, "record_limit", None)
         if isinstance(sink_limit, int) and sink_limit > 0:
             limit = min(limit, sink_limit)
         self.record_limit = max(limit, 256)
+        #: Run on the writer thread when it starts: work kept out of start-up and off the
+        #: loop threads (compiling the redaction patterns, say).
+        self.warm_up: list[Callable[[], object]] = []
         self._init_state()
 
     def _init_state(self) -> None:
@@ -99,7 +102,7 @@ class Writer:
         self._busy = False
         self._stopping = False
         self._hurry = False
-        self._thread: threading.Thread | None = None
+        self._thread = BackgroundThread("writer", self._body, self._wake.set)
         self._lost: dict[str, int] = {}
         self._pending: list[bytes] = []
         self._pending_levels: list[str] = []
@@ -112,26 +115,26 @@ class Writer:
 
     # -- producer side --------------------------------------------------------------------
 
-    def first_put(self, record: Record) -> bool:
-        """The capture's emit until the thread runs: start it, then hand over to the buffer."""
-        self.start()
+    def put(self, record: Record) -> bool:
+        """Hand a record to the writer (the capture's emit): ``False`` if it was dropped."""
         return self.buffer.put(record)
 
     def start(self) -> None:
-        """Start the writer thread if it is not running."""
+        """Start (or resume) the writer thread if it is not running."""
         with self._lock:
-            if self._thread is not None or self._stopping:
+            if self._stopping:
                 return
-            thread = threading.Thread(target=self._run, name="coroscope-writer", daemon=True)
-            thread.start()
-            self._thread = thread
-        self._on_started(self.buffer.put)
+        self._thread.start()
+
+    def pause(self, timeout: float) -> bool:
+        """Stop the thread for a ``fork()`` (:meth:`start` resumes it); ``True`` if it ended
+        within ``timeout`` seconds."""
+        return self._thread.pause(timeout)
 
     @property
     def running(self) -> bool:
         """Whether the writer thread is alive."""
-        thread = self._thread
-        return thread is not None and thread.is_alive()
+        return self._thread.alive
 
     # -- control --------------------------------------------------------------------------
 
@@ -161,7 +164,7 @@ class Writer:
         attempt fails too, ``flush`` returns ``False`` without waiting for the deadline.
         """
         deadline = time.monotonic() + timeout
-        if self._thread is None:
+        if not self.running:
             if self._idle():
                 return True
             self.start()
@@ -193,10 +196,7 @@ class Writer:
         done = self.flush(timeout)
         with self._lock:
             self._stopping = True
-            thread = self._thread
-        self._wake.set()
-        if thread is not None and done:
-            thread.join(max(0.0, min(timeout, 0.5)))
+        self._thread.stop(max(0.0, min(timeout, 0.5)) if done else 0.0)
         if not done:
             warn(
                 f"coroscope: {self._unwritten()} records not written to {self.sink.name}: "
@@ -218,12 +218,16 @@ class Writer:
 
     # -- the thread -----------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _body(self, should_stop: Callable[[], bool]) -> None:
+        warm_up = list(self.warm_up)
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
-            stopping = self._stopping
             hurry, self._hurry = self._hurry, False
+            if warm_up and not hurry and not self._stopping:
+                # After the first interval: a process that ends at once does not wait for it.
+                self._warm_up(warm_up)
+                warm_up = []
             try:
                 self._busy = True
                 self._write_pending(hurry)
@@ -234,8 +238,16 @@ class Writer:
                 with self._cycle:
                     self._cycles += 1
                     self._cycle.notify_all()
-            if stopping:
+            if should_stop():
                 return
+
+    @staticmethod
+    def _warm_up(jobs: list[Callable[[], object]]) -> None:
+        for job in jobs:  # work kept off the loop threads and out of start-up
+            try:
+                job()
+            except Exception as exc:
+                warn(f"coroscope: writer warm-up error: {type(exc).__name__}: {exc}")
 
     def _count_lost(self, reason: str, count: int) -> None:
         if count:

@@ -4,7 +4,6 @@
 * :mod:`._watchdog` -- a daemon thread that finds blocked loops while they are blocked and
   times the stuck-task reports;
 * :mod:`._snapshots` -- stuck-task reports and snapshots, run on each loop's own thread;
-* :mod:`._tasks` -- each task's start and end (``task.done``);
 * :mod:`._unawaited` -- ``coroutine.never_awaited`` records.
 """
 
@@ -12,8 +11,7 @@ from __future__ import annotations
 
 from ._loops import LoopRegistry, WatchedLoop
 from ._snapshots import Inspector
-from ._tasks import TaskLifecycle
-from ._unawaited import UnawaitedHook
+from ._unawaited import NeverAwaited
 from ._watchdog import Watchdog
 
-__all__ = ["Inspector", "LoopRegistry", "TaskLifecycle", "UnawaitedHook", "WatchedLoop", "Watchdog"]
+__all__ = ["Inspector", "LoopRegistry", "NeverAwaited", "WatchedLoop", "Watchdog"]

@@ -53,6 +53,12 @@ class LoopRegistry:
         last = self._last
         return last is not None and last() is loop
 
+    def seen(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A task of ``loop`` started on the calling thread: register the loop if it is new
+        (a task start of the loop registered last costs one weak reference call)."""
+        if not self.is_last(loop):
+            self.register(loop)
+
     def register(self, loop: asyncio.AbstractEventLoop) -> None:
         """Remember ``loop`` as running in the calling thread (and the thread's name)."""
         self._last = weakref.ref(loop)

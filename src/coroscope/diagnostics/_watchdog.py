@@ -12,9 +12,10 @@ the report runs *on the loop's thread*, between tasks, where every task is suspe
 its chain can be read safely.
 
 Cost while idle: one wake-up of this thread and one heartbeat callback per loop per tick
-(a tenth of ``COROSCOPE_BLOCKED_MS``, between 5 and 50 ms: 20 per second by default).
-The thread starts with the first task coroscope sees, never at import or install, and
-stops at uninstall.
+(a tenth of ``COROSCOPE_BLOCKED_MS``, between 5 and 50 ms: 20 per second by default);
+nothing at all while no loop is known.  The thread is a
+:class:`~coroscope._threads.BackgroundThread` (invisible to the host's thread
+bookkeeping), started at install, paused across ``fork()`` and stopped at uninstall.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _schema as S
+from .._threads import BackgroundThread
 from ._loops import LoopRegistry, WatchedLoop
 
 __all__ = ["Watchdog"]
@@ -66,8 +68,8 @@ class Watchdog:
         self._report_stuck = report_stuck
         self._tick = _tick_seconds(blocked_ms)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._thread = BackgroundThread("watchdog", self._body, self._wake.set)
         self.errors = 0
 
     @property
@@ -76,33 +78,36 @@ class Watchdog:
         return self._blocked_ns > 0 or (self._stuck_ns > 0 and self._report_stuck is not None)
 
     def start(self) -> None:
-        """Start the thread (idempotent; also after :meth:`stop`)."""
-        with self._lock:
-            if self._thread is not None or not self.enabled:
-                return
-            self._stop = stop = threading.Event()
-            thread = threading.Thread(
-                target=self._run, args=(stop,), name="coroscope-watchdog", daemon=True
-            )
-            self._thread = thread
-        thread.start()
+        """Start (or resume) the thread, if there is anything to watch for."""
+        if self.enabled:
+            self._thread.start()
+
+    def loop_added(self) -> None:
+        """A first loop is known: start watching it."""
+        self._wake.set()
+
+    def pause(self, timeout: float) -> bool:
+        """Stop the thread for a ``fork()`` (:meth:`start` resumes it)."""
+        return self._thread.pause(timeout)
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop the thread and wait for it (bounded)."""
-        with self._lock:
-            self._stop.set()
-            thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._thread.stop(timeout)
 
     def reset_after_fork(self) -> None:
-        """In a forked child: no thread (it starts again with the child's first task)."""
+        """In a forked child: no thread until started again."""
         self._lock = threading.Lock()
-        self._thread = None
-        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = BackgroundThread("watchdog", self._body, self._wake.set)
 
-    def _run(self, stop: threading.Event) -> None:
-        while not stop.wait(self._tick):
+    def _body(self, should_stop: Callable[[], bool]) -> None:
+        wake = self._wake
+        while not should_stop():
+            # No loop known: sleep until one is, or until asked to stop.
+            wake.wait(self._tick if self._loops.watched() else None)
+            wake.clear()
+            if should_stop():
+                return
             self._tick_once()
 
     def _tick_once(self) -> None:

@@ -17,7 +17,6 @@ start-up path validates the setting before anything else is loaded.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 __all__ = ["ACCEPTED", "Output", "parse_output"]
 
@@ -28,20 +27,36 @@ ACCEPTED = (
 
 _DEFAULT_PORTS = {"syslog+tcp": 514, "syslog+udp": 514, "otlp+http": 4318}
 _SCHEMES = ("syslog+tcp", "syslog+udp", "tcp", "otlp+http")
-_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
-_HOST_PORT = re.compile(
-    r"^(?:\[(?P<ip6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]+))(?::(?P<port>\d*))?$"
-)
+_URL = r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$"
+_HOST_PORT = r"^(?:\[(?P<ip6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]+))(?::(?P<port>\d*))?$"
 
 
-@dataclass(frozen=True, slots=True)
 class Output:
     """A parsed output: ``kind`` is ``stderr``, ``stdout``, ``file`` or a URL scheme."""
 
-    kind: str
-    path: str = ""
-    host: str = ""
-    port: int = 0
+    __slots__ = ("host", "kind", "path", "port")
+
+    def __init__(self, kind: str, path: str = "", host: str = "", port: int = 0) -> None:
+        self.kind = kind
+        self.path = path
+        self.host = host
+        self.port = port
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Output:
+            return NotImplemented
+        return (self.kind, self.path, self.host, self.port) == (
+            other.kind,
+            other.path,
+            other.host,
+            other.port,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.path, self.host, self.port))
+
+    def __repr__(self) -> str:
+        return f"Output({self.kind!r}, path={self.path!r}, host={self.host!r}, port={self.port})"
 
     @property
     def is_network(self) -> bool:
@@ -56,7 +71,7 @@ def parse_output(raw: str) -> Output:
         raise ValueError(f"accepted: {ACCEPTED}")
     if value in ("stderr", "stdout"):
         return Output(value)
-    match = _URL.match(value)
+    match = re.match(_URL, value)  # (re caches the compiled pattern)
     if match is None:
         return Output("file", path=value)
     scheme = match["scheme"].lower()
@@ -66,7 +81,7 @@ def parse_output(raw: str) -> Output:
     authority, slash, path = rest.partition("/")
     if slash and scheme != "otlp+http":
         raise ValueError(f"{scheme}:// takes no path; accepted: {ACCEPTED}")
-    hp = _HOST_PORT.match(authority)
+    hp = re.match(_HOST_PORT, authority)
     if hp is None:
         raise ValueError(f"{authority!r} is not HOST:PORT; accepted: {ACCEPTED}")
     host = hp["ip6"] or hp["host"]

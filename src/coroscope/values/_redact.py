@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .._denylist import DEFAULT_DENY, normalise
 
@@ -29,6 +29,7 @@ __all__ = [
     "DenyList",
     "NameFilter",
     "normalise",
+    "patterns",
     "scrub",
     "scrub_cut",
 ]
@@ -49,7 +50,7 @@ _WORDS = re.compile(r"[0-9]+[A-Za-z]*|[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
 class DenyList:
     """A compiled deny-list: ``deny(name)`` says whether a value under ``name`` is hidden."""
 
-    __slots__ = ("_substrings", "_words", "entries")
+    __slots__ = ("_pattern", "_search", "_words", "entries")
 
     def __init__(self, entries: Iterable[str] = DEFAULT_DENY) -> None:
         substrings: set[str] = set()
@@ -60,16 +61,24 @@ class DenyList:
                 continue
             (words if len(key) <= _WORD_MAX else substrings).add(key)
         self.entries: tuple[str, ...] = tuple(sorted(substrings | words))
-        pattern = "|".join(re.escape(s) for s in sorted(substrings, key=len, reverse=True))
-        self._substrings = re.compile(pattern).search if substrings else None
+        self._pattern = "|".join(re.escape(s) for s in sorted(substrings, key=len, reverse=True))
+        self._search: Callable[[str], object] | None = None  # compiled on first use
         self._words = frozenset(words)
+
+    def compile(self) -> Callable[[str], object] | None:
+        """The substring search, compiled now if it was not yet (``None``: no substrings)."""
+        search = self._search
+        if search is None and self._pattern:
+            search = self._search = re.compile(self._pattern).search
+        return search
 
     def __call__(self, name: str) -> bool:
         """Whether ``name`` (a local, key, field or attribute name) is deny-listed."""
         if len(name) > MAX_NAME:
             return True
         key = normalise(name)
-        if self._substrings is not None and self._substrings(key) is not None:
+        search = self._search or self.compile()
+        if search is not None and search(key) is not None:
             return True
         words = self._words
         if not words:
@@ -160,16 +169,38 @@ def _shapes() -> str:
     return "|".join(alternatives)
 
 
-_SHAPES = re.compile(_shapes())
-# Case-insensitive twin for the rare text whose lower-casing changes its length.
-_SHAPES_I = re.compile(_SHAPES.pattern, re.IGNORECASE)
-
 # Secrets cut by truncation, at the very end of the kept text: a URL password with no
 # "@" left (digits then "/" or the end are a port, not a password) or a partial AWS key
 # id.  The other shapes' patterns already match a cut secret.
-_DANGLING = re.compile(
+_DANGLING_PATTERN = (
     r"(://[^\s/?#:]*:)(?![0-9]+(?:[/?#]|\Z))[^\s@]*\Z|(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]*\Z"
 )
+
+
+class _Patterns:
+    """The shape patterns, compiled on first use (compiling them takes about 10 ms, which
+    a process that never renders a secret-looking string should not pay at start-up)."""
+
+    __slots__ = ("dangling", "shapes", "shapes_i")
+
+    def __init__(self) -> None:
+        source = _shapes()
+        self.shapes = re.compile(source)
+        # Case-insensitive twin for the rare text whose lower-casing changes its length.
+        self.shapes_i = re.compile(source, re.IGNORECASE)
+        self.dangling = re.compile(_DANGLING_PATTERN)
+
+
+_compiled: _Patterns | None = None
+
+
+def patterns() -> _Patterns:
+    """The compiled shape patterns (compiled now if they were not yet)."""
+    global _compiled
+    found = _compiled
+    if found is None:
+        found = _compiled = _Patterns()
+    return found
 
 
 def _redact_matches(text: str, matches: Iterable[re.Match[str]]) -> str:
@@ -225,15 +256,16 @@ def scrub(text: str) -> str:
         or "asia" in low
     ):
         return text
+    compiled = patterns()
     if len(low) == len(text):
-        found = _SHAPES.search(low)
+        found = compiled.shapes.search(low)
         if found is None:
             return text
-        return _redact_matches(text, _SHAPES.finditer(low, found.start()))
-    found = _SHAPES_I.search(text)
+        return _redact_matches(text, compiled.shapes.finditer(low, found.start()))
+    found = compiled.shapes_i.search(text)
     if found is None:
         return text
-    return _redact_matches(text, _SHAPES_I.finditer(text, found.start()))
+    return _redact_matches(text, compiled.shapes_i.finditer(text, found.start()))
 
 
 def _keep_url_user(match: re.Match[str]) -> str:
@@ -244,5 +276,5 @@ def scrub_cut(head: str) -> str:
     """Redact ``head``, the kept start of a longer string, including a secret cut at its end."""
     head = scrub(head)
     if "://" in head or "AKIA" in head or "ASIA" in head:
-        head = _DANGLING.sub(_keep_url_user, head)
+        head = patterns().dangling.sub(_keep_url_user, head)
     return head
