@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 _OFF = ("", "0", "false", "off", "no")
 _started = False
+_deferred = False
 
 
 def start() -> None:
@@ -44,7 +45,14 @@ def start() -> None:
         sys.meta_path.insert(0, _AsyncioWatch())
 
 
-def _install() -> None:
+def _install(now: bool = False) -> None:
+    global _deferred
+    package = sys.modules.get("coroscope")
+    if not now and package is not None and getattr(package.__spec__, "_initializing", False):
+        # coroscope's own import is what imports asyncio: install once it is complete.
+        _deferred = True
+        return
+    _deferred = False
     try:
         from coroscope._bootstrap import start_from_environment
 
@@ -54,6 +62,13 @@ def _install() -> None:
             sys.stderr.write(f"coroscope: could not start ({type(exc).__name__}: {exc})\n")
         except BaseException:
             pass
+
+
+def run_deferred() -> None:
+    """Install now if asyncio was first imported by coroscope's own package import (called
+    at the end of that import)."""
+    if _deferred:
+        _install(now=True)
 
 
 class _AsyncioWatch:

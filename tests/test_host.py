@@ -47,6 +47,13 @@ class TestStartsWithAsyncio:
         assert [r["frames"][0]["function"] for r in suspends] == ["first", "main"]
         assert suspends[1]["task"]["name"] == "Task-1"
 
+    def test_coroscope_imported_first(self, tmp_path: Path) -> None:
+        """A program that imports coroscope itself (which imports asyncio) is monitored."""
+        code = "import coroscope, sys; print(coroscope.is_installed())"
+        result = run_python(code, _on(tmp_path / "x.log"))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "True" and result.stderr == ""
+
     def test_asyncio_is_left_as_it_was_imported(self, tmp_path: Path) -> None:
         """asyncio's spec and loader are the interpreter's; the finder is gone."""
         code = """

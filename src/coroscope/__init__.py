@@ -34,3 +34,10 @@ __all__ = [
     "snapshot",
     "uninstall",
 ]
+
+# With COROSCOPE=1, asyncio's first import installs coroscope; when that import came from
+# this very package, the installation waited for the package to be complete: now it is.
+_start = __import__("sys").modules.get("_coroscope_start")
+if _start is not None:
+    _start.run_deferred()
+del _start

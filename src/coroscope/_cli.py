@@ -1,4 +1,5 @@
-"""The ``coroscope`` command line: ``run`` a program monitored, and offline tools."""
+"""The ``coroscope`` command line: ``run`` a program monitored, ``doctor``, and the offline
+tools (``report``, ``trace``)."""
 
 from __future__ import annotations
 
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_run(subparsers)
+    from . import _doctor
+
+    _doctor.register(subparsers)
     # Imported here, not caught: a tool that cannot be imported is a broken install, and
     # says so instead of vanishing from the command line.
     from .tools import _report_cli, _trace_cli
