@@ -29,7 +29,7 @@ __all__ = ["FORK_PAUSE_S", "Session"]
 #: How long a fork() may wait for each of coroscope's threads to pause.  A writer stuck in
 #: a stalled output longer than that is left running (the fork then warns as for any
 #: multi-threaded process).
-FORK_PAUSE_S = 0.1
+FORK_PAUSE_S = 0.5
 _COUNTS_THREADS_AFTER_FORK_HOOKS = sys.version_info[:2] == (3, 13)
 
 

@@ -3,6 +3,7 @@ install/uninstall cycles that leave nothing behind."""
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import cProfile
 import gc
@@ -411,6 +412,7 @@ def cycles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     hook = warnings._warn_unawaited_coroutine  # type: ignore[attr-defined]
     handler = signal.getsignal(signal.SIGUSR1)
     threads = {t.ident for t in threading.enumerate()}
+    os_threads = _thread._count()
 
     def cycle(i: int) -> None:
         assert coroscope.install(output=log, environ={}) is True
@@ -433,7 +435,9 @@ def cycles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             growth = tracemalloc.get_traced_memory()[0] - before
         finally:
             tracemalloc.stop()
-        time.sleep(0.05)
+        deadline = time.monotonic() + 5  # threads asked to stop end soon after
+        while _thread._count() > os_threads and time.monotonic() < deadline:
+            time.sleep(0.01)
         yield {
             "elapsed": elapsed,
             "growth": growth,
@@ -441,6 +445,7 @@ def cycles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             "hook_restored": warnings._warn_unawaited_coroutine is hook,  # type: ignore[attr-defined]
             "handler_restored": signal.getsignal(signal.SIGUSR1) is handler,
             "new_threads": [t.name for t in threading.enumerate() if t.ident not in threads],
+            "os_threads_added": _thread._count() - os_threads,
             "log_lines": len(read_records(Path(log))),
         }
     finally:
@@ -454,8 +459,9 @@ class TestInstallCycles:
     """Thousands of install/uninstall cycles in one process leave nothing behind."""
 
     def test_fast_and_working(self, cycles: dict[str, Any]) -> None:
-        """The untraced cycles take under 10 s; the monitored runs among all cycles were logged."""
-        assert cycles["elapsed"] < 10
+        """The untraced cycles take under 30 s (a sanity bound: about 3 ms a cycle here); the
+        monitored runs among all cycles were logged."""
+        assert cycles["elapsed"] < 30
         assert cycles["log_lines"] == CYCLES // 50 * 5  # 2 suspends, 2 resumes, task.done
 
     def test_no_monitoring_state_left(self, cycles: dict[str, Any]) -> None:
@@ -470,6 +476,7 @@ class TestInstallCycles:
     def test_no_threads_left_and_signal_restored(self, cycles: dict[str, Any]) -> None:
         """No coroscope thread (writer, watchdog) survives; SIGUSR1 is the process's own again."""
         assert cycles["new_threads"] == []
+        assert cycles["os_threads_added"] == 0
         assert cycles["handler_restored"]
 
     def test_unawaited_hook_restored(self, cycles: dict[str, Any]) -> None:

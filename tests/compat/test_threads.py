@@ -19,10 +19,13 @@ class TestLoopsInThreads:
         """Each thread's task appears only with its own thread's name and id; none is missing."""
         switches = 300
         start = threading.Barrier(4)
+        halfway = threading.Barrier(4)  # every loop is half-way before any goes on
 
         async def worker(label: int) -> None:
             asyncio.current_task().set_name(f"task-{label}")  # type: ignore[union-attr]
-            for _ in range(switches):
+            for n in range(switches):
+                if n == switches // 2:
+                    halfway.wait(10)
                 await asyncio.sleep(0)
 
         finished = threading.Barrier(5)
