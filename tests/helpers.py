@@ -89,3 +89,17 @@ async def countdown(n):
 
 asyncio.run(countdown(3))
 """
+
+
+def joined(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records with each ``resume`` that names its suspend (``suspend_seq``) given that
+    suspend's ``frames`` and ``awaiting``, as a reader joins them."""
+    by_seq = {r["seq"]: r for r in records if r.get("event") == "suspend"}
+    out = []
+    for record in records:
+        suspend = by_seq.get(record.get("suspend_seq", -1))
+        if record.get("event") == "resume" and suspend is not None:
+            record = {**record, "frames": suspend["frames"]}
+            record.setdefault("awaiting", suspend["awaiting"])
+        out.append(record)
+    return out

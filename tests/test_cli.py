@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import COUNTDOWN, clean_env, read_records
+from helpers import COUNTDOWN, clean_env, joined, read_records
 
 
 def _coroscope(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -47,7 +47,7 @@ class TestRun:
             "run", "--output", str(log), "--locals", "off", "-m", "progmod", cwd=tmp_path
         )
         assert result.returncode == 0, result.stderr
-        records = [r for r in read_records(log) if r["event"] in ("suspend", "resume")]
+        records = [r for r in joined(read_records(log)) if r["event"] in ("suspend", "resume")]
         assert len(records) == 6
         assert all(f["locals"] is None for r in records for f in r["frames"])
 

@@ -8,13 +8,15 @@ writer thread can turn it into JSON later without looking at live objects.
 Layout of a switch record (``SUSPEND``, ``RESUME``, ``END``; index constants below)::
 
     (kind, seq, t_ns, thread_id, task_id, task_name, frames, awaiting, duration_ns,
-     exception, level, resumed_at)
+     exception, level, resumed_at, suspend_seq)
 
 ``t_ns`` is ``time.perf_counter_ns()`` at the switch; the writer converts it to wall-clock
 time.  ``duration_ns`` is the step (suspend, end) or the wait (resume), ``-1`` if unknown.
 ``awaiting`` is a ``(type, repr)`` pair or ``None``; ``exception`` the type name of an
 exception thrown in; ``level`` ``"info"`` or ``"warning"`` (a slow step); ``resumed_at``
-the place where a slow step began, else ``None``.
+the place where a slow step began, else ``None``; ``suspend_seq`` (a resume) the ``seq`` of
+the suspend record it follows when that record was written, else ``-1``: a resume then
+carries no chain of its own (the suspend's is the same, a suspended frame cannot change).
 
 Other records (``EVENT``) are ``(EVENT, seq, t_ns, thread_id, event, level, fields)``
 with ``fields`` a dict of JSON-ready values added to the record's common keys, except
@@ -52,6 +54,7 @@ __all__ = [
     "RESUMED_AT",
     "SEQ",
     "SUSPEND",
+    "SUSPEND_SEQ",
     "TASK_ID",
     "TASK_NAME",
     "THREAD_ID",
@@ -83,6 +86,7 @@ DURATION_NS: Final = 8
 EXCEPTION: Final = 9
 LEVEL: Final = 10
 RESUMED_AT: Final = 11
+SUSPEND_SEQ: Final = 12
 # ... and into an event record.
 EVENT_NAME: Final = 4
 EVENT_LEVEL: Final = 5
@@ -103,6 +107,7 @@ SwitchRecord = tuple[
     "str | None",
     str,
     "Place | None",
+    int,
 ]
 
 # Records other than switches (watchdog, snapshots, task life cycle): their fields are

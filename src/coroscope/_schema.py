@@ -66,6 +66,7 @@ EXCEPTION: Final = "exception"  # resume: type of an exception thrown in; task.d
 SLOW: Final = "slow"  # suspend, end: "step" when the step crossed COROSCOPE_SLOW_STEP_MS
 SLOW_STEP: Final = "step"
 RESUMED_AT: Final = "resumed_at"  # suspend, end (slow): where the step began: a place
+SUSPEND_SEQ: Final = "suspend_seq"  # resume: the seq of the suspend it follows (then no frames)
 TRUNCATED: Final = "truncated"  # true when a record was shrunk to fit the size cap
 FRAMES_OMITTED: Final = "frames_omitted"  # frames dropped from the middle by shrinking
 

@@ -9,10 +9,11 @@ from typing import Any
 
 import coroscope
 from coroscope.testing import capture_records
+from helpers import joined
 
 
 def _switches(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in records if r["event"] in ("suspend", "resume")]
+    return [r for r in joined(records) if r["event"] in ("suspend", "resume")]
 
 
 async def _quick(n: int) -> None:
@@ -224,7 +225,8 @@ class TestSlowModeChains:
             asyncio.run(_slow_step_then_slow_wait())
         suspend = next(r for r in records if r["event"] == "suspend")
         assert suspend["slow"] == "step"
-        resume = next(r for r in records if r["event"] == "resume")
+        resume = next(r for r in joined(records) if r["event"] == "resume")
+        assert resume["suspend_seq"] == suspend["seq"]  # the slow step's chain, whole
         names = [f["function"] for f in resume["frames"]]
         assert names == ["_slow_step_then_slow_wait", "_leaf_wait"]
         assert resume["frames"][1]["locals"]["marker"] == "leaf"

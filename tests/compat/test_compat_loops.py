@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from coroscope.testing import capture_records
+from helpers import joined
 
 uvloop = pytest.importorskip("uvloop")
 
@@ -55,7 +56,7 @@ def _signature(
     locals named in ``volatile`` (a port number) are left out.
     """
     per_task: dict[str, list[tuple[Any, ...]]] = {}
-    for r in records:
+    for r in joined(records):
         if r["event"] not in ("suspend", "resume"):
             continue
         frames = r["frames"]
@@ -257,7 +258,7 @@ class TestSameRecords:
 
         with capture_records(task_done=False, blocked_ms=0) as records:
             assert uvloop.run(main()) == 7
-        switches = [r for r in records if r["event"] in ("suspend", "resume")]
+        switches = [r for r in joined(records) if r["event"] in ("suspend", "resume")]
         assert [r["event"] for r in switches] == ["suspend", "resume"]
         for r in switches:
             assert r["frames"][0]["function"] == "run.<locals>.wrapper"

@@ -20,6 +20,7 @@ import coroscope
 from coroscope import _api as _install
 from coroscope._config import Config
 from coroscope.testing import MemorySink, capture_records
+from helpers import joined
 
 uvloop = pytest.importorskip("uvloop")
 
@@ -27,7 +28,7 @@ QUIET = {"task_done": False, "blocked_ms": 0}
 
 
 def _switches(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in records if r["event"] in ("suspend", "resume")]
+    return [r for r in joined(records) if r["event"] in ("suspend", "resume")]
 
 
 def _functions(record: dict[str, Any]) -> list[str]:
@@ -229,7 +230,7 @@ class TestHandDriven:
             asyncio.run(task_body())
             assert _drive(_hand_driven(2))[1] == 2
             assert _errors() == 0
-        assert [(r["event"], _functions(r)) for r in records] == [
+        assert [(r["event"], _functions(r)) for r in joined(records)] == [
             ("suspend", ["task_body"]),
             ("resume", ["task_body"]),
         ]

@@ -26,7 +26,7 @@ import coroscope
 from coroscope import _api as _install
 from coroscope.capture import TOOL_IDS
 from coroscope.testing import capture_records
-from helpers import STARTUP_FILES_MARKS, clean_env, read_records
+from helpers import STARTUP_FILES_MARKS, clean_env, joined, read_records
 
 _mon = sys.monitoring
 _E = _mon.events
@@ -37,7 +37,7 @@ def _signature(records: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]
     """Per task (keyed by root function and order of first appearance): event, functions, lines, locals."""
     ids: dict[int, str] = {}
     out: dict[str, list[tuple[Any, ...]]] = {}
-    for r in records:
+    for r in joined(records):
         if r["event"] not in ("suspend", "resume"):
             continue
         root = r["frames"][0]["function"]

@@ -671,6 +671,7 @@ class TestRealCapture:
     ) -> None:
         """Every resume's wait lands on a site in this file; run and wait times add up."""
         from coroscope.testing import capture_records
+        from helpers import joined
 
         async def sleeper(n: int) -> None:
             for _ in range(n):
@@ -687,7 +688,7 @@ class TestRealCapture:
         result = _report_json(path, capsys)
 
         expected: dict[str, list[float]] = {}  # the obvious way: innermost frame outside asyncio
-        for r in records:
+        for r in joined(records):
             if r["event"] == "resume" and r.get("waited_ms") is not None:
                 user = [f for f in r["frames"] if "/asyncio/" not in f["file"]] or r["frames"]
                 site = f"{user[-1]['file']}:{user[-1]['line']} {user[-1]['function']}"

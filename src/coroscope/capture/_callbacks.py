@@ -44,7 +44,7 @@ from types import CodeType, CoroutineType, FrameType
 from typing import Any
 
 from .. import _schema as S
-from .._record import END, EVENT, RESUME, SUSPEND, EventRecord, FrameRecord, Place, Record
+from .._record import END, EVENT, RESUME, SEQ, SUSPEND, EventRecord, FrameRecord, Place, Record
 from .._schema import INFO, WARNING
 from ._awaitables import describe_awaitable
 from ._chain import ChainCapture, local_value
@@ -242,6 +242,7 @@ class Capture:
         exception: str | None = None,
         level: str = INFO,
         resumed_at: Place | None = None,
+        suspend_seq: int = -1,
     ) -> Record:
         task = state.task()
         return (
@@ -257,6 +258,7 @@ class Capture:
             exception,
             level,
             resumed_at,
+            suspend_seq,
         )
 
     def _root_only(self, frame: FrameType) -> tuple[FrameRecord, ...]:
@@ -317,21 +319,21 @@ class Capture:
             now = _clock()
             step = state.end_step(now)
             state.value = value
-            if step >= self.slow_step_ns:
+            if step >= self.slow_step_ns or self.log_all:
                 frames = state.frames = self.chain.suspended(state.coro(), value)
-                resumed_at = self.places.at(code, frame, state.resumed_lasti)
                 awaiting = (type(value).__qualname__, describe_awaitable(value))
-                self.emit(
-                    self._switch(
+                if step >= self.slow_step_ns:
+                    resumed_at = self.places.at(code, frame, state.resumed_lasti)
+                    record = self._switch(
                         SUSPEND, state, now, frames, awaiting, step, None, WARNING, resumed_at
                     )
-                )
-            elif self.log_all:
-                frames = state.frames = self.chain.suspended(state.coro(), value)
-                awaiting = (type(value).__qualname__, describe_awaitable(value))
-                self.emit(self._switch(SUSPEND, state, now, frames, awaiting, step))
+                else:
+                    record = self._switch(SUSPEND, state, now, frames, awaiting, step)
+                state.suspend_seq = record[SEQ]
+                self.emit(record)
             else:
                 # Not logged now: keep what a slow wait would need at the resume.
+                state.suspend_seq = -1
                 state.link = state.coro().cr_await
         except Exception as exc:
             self._error(exc)
@@ -347,15 +349,22 @@ class Capture:
             now = _clock()
             waited = state.end_wait(now)
             state.resumed_lasti = frame.f_lasti
-            if self.log_all:
-                frames = state.frames or self._root_only(frame)  # () if adopted suspended
-                self.emit(self._switch(RESUME, state, now, frames, None, waited))
+            if state.suspend_seq >= 0:  # its suspend was written: it names the chain
+                if self.log_all or waited >= self.slow_await_ns:
+                    self.emit(
+                        self._switch(
+                            RESUME, state, now, (), None, waited, suspend_seq=state.suspend_seq
+                        )
+                    )
+            elif self.log_all:  # a task adopted while suspended: its root frame only
+                self.emit(self._switch(RESUME, state, now, self._root_only(frame), None, waited))
             elif waited >= self.slow_await_ns:
                 value = state.value
-                frames = state.frames or self.chain.resumed(frame, state.link, value)
+                frames = self.chain.resumed(frame, state.link, value)
                 awaiting = (type(value).__qualname__, describe_awaitable(value))
                 self.emit(self._switch(RESUME, state, now, frames, awaiting, waited))
             state.frames = ()
+            state.suspend_seq = -1
             state.link = state.value = None
         except Exception as exc:
             self._error(exc)
@@ -385,15 +394,27 @@ class Capture:
             waited = state.end_wait(now)
             state.resumed_lasti = root_frame.f_lasti
             value = state.value
-            frames = state.frames or self.chain.thrown(frame, root_frame, value)
-            state.thrown_at = frames
-            awaiting = None
-            if not self.log_all:
+            exception = type(exc).__qualname__
+            if state.suspend_seq >= 0:  # its suspend was written: it names the chain
+                state.thrown_at = state.frames
+                self.emit(
+                    self._switch(
+                        RESUME,
+                        state,
+                        now,
+                        (),
+                        None,
+                        waited,
+                        exception,
+                        suspend_seq=state.suspend_seq,
+                    )
+                )
+            else:
+                frames = state.thrown_at = self.chain.thrown(frame, root_frame, value)
                 awaiting = (type(value).__qualname__, describe_awaitable(value))
-            self.emit(
-                self._switch(RESUME, state, now, frames, awaiting, waited, type(exc).__qualname__)
-            )
+                self.emit(self._switch(RESUME, state, now, frames, awaiting, waited, exception))
             state.frames = ()
+            state.suspend_seq = -1
             state.link = state.value = None
         except Exception as err:
             self._error(err)

@@ -32,6 +32,7 @@ class TaskState:
         "resumed_ns",
         "run_ns",
         "started_ns",
+        "suspend_seq",
         "suspended_ns",
         "switches",
         "task_id",
@@ -60,6 +61,7 @@ class TaskState:
         # What the last suspend left for the next resume: the chain if it was captured,
         # else the root's link and the task's awaited object (to capture it if needed).
         self.frames: tuple[FrameRecord, ...] = ()
+        self.suspend_seq = -1  # the seq of the last suspend record written (-1: none)
         self.link: object = None
         self.value: object = None
         self.thrown_at: tuple[FrameRecord, ...] = ()  # the chain when an exception came in

@@ -27,6 +27,7 @@ from .._record import (
     RESUMED_AT,
     SEQ,
     SUSPEND,
+    SUSPEND_SEQ,
     T_NS,
     TASK_ID,
     TASK_NAME,
@@ -133,8 +134,11 @@ class EventBuilder:
             _KIND_NAMES[kind], record[LEVEL], record[SEQ], record[T_NS], record[THREAD_ID]
         )
         event[S.TASK] = {S.NAME: record[TASK_NAME], S.ID: record[TASK_ID]}
-        event[S.FRAMES] = self.frames(record[FRAMES])
         awaiting = record[AWAITING]
+        if kind == RESUME and record[SUSPEND_SEQ] >= 0:
+            event[S.SUSPEND_SEQ] = record[SUSPEND_SEQ]
+        else:
+            event[S.FRAMES] = self.frames(record[FRAMES])
         if kind == RESUME:
             if awaiting is not None:
                 event[S.AWAITING] = {S.TYPE: awaiting[0], S.REPR: awaiting[1]}

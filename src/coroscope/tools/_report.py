@@ -261,7 +261,11 @@ class ReportBuilder:
 
     def _on_resume(self, rec: dict[str, Any], pid: object, ts: str | None) -> None:
         st = self._task(rec, pid, ts)
-        location = frame_location(rec.get(S.FRAMES), innermost=self.innermost)
+        frames = rec.get(S.FRAMES)
+        if frames is None and st is not None and st.waiting_at is not None:
+            location = st.waiting_at  # it names its suspend (suspend_seq): the same place
+        else:
+            location = frame_location(frames, innermost=self.innermost)
         site = self._site(location)
         site.resumes += 1
         exception = rec.get(S.EXCEPTION)

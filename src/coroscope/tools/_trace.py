@@ -358,7 +358,10 @@ class TraceBuilder:
         if track is None:
             return
         frames = rec.get(S.FRAMES)
-        location = frame_location(frames, innermost=self.innermost)
+        if frames is None and track.state == _WAITING and "location" in track.args:
+            location = track.args["location"]  # it names its suspend: the same place
+        else:
+            location = frame_location(frames, innermost=self.innermost)
         waited = _number(rec.get(S.WAITED_MS))
         exception = rec.get(S.EXCEPTION)
         if track.state == _WAITING:
