@@ -100,7 +100,12 @@ def _collapse(steps: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     # (a child process may or may not have exited when its pipes close): a resume names
     # what its kept suspend awaited.
     for i, step in enumerate(out):
-        if step[0] == "resume" and i and out[i - 1][0] == "suspend" and out[i - 1][1:5] == step[1:5]:
+        if (
+            step[0] == "resume"
+            and i
+            and out[i - 1][0] == "suspend"
+            and out[i - 1][1:5] == step[1:5]
+        ):
             out[i] = (*step[:5], out[i - 1][5], *step[6:])
     return out
 
