@@ -701,3 +701,33 @@ class TestRealCapture:
         assert sleeper_sites[0][-40:] in render_text(result)
         assert result["input"]["records"] == len(records)
         assert result["drops"]["missing_seq"] == 0
+
+
+class TestStuckTasks:
+    """The "Stuck tasks" table: per task, its longest reported wait and where it waits."""
+
+    def test_longest_wait_per_task_first(self) -> None:
+        log = _Log()
+        awaiting = {"type": "Future", "repr": "<Future pending>"}
+        log.record(
+            "task.stuck", 1000, task=A, frames=_frames(*S1), awaiting=awaiting, suspended_s=30.2
+        )
+        log.record(
+            "task.stuck", 2000, task=B, frames=_frames(*S2), awaiting=awaiting, suspended_s=31.0
+        )
+        log.record(
+            "task.stuck", 3000, task=A, frames=_frames(*S1), awaiting=awaiting, suspended_s=60.5
+        )
+        builder = ReportBuilder()
+        for line in log.lines:
+            builder.feed(orjson.loads(line))
+        result = builder.result()
+        assert [(t["task"], t["suspended_s"], t["reports"]) for t in result["stuck"]] == [
+            ("fetcher", 60.5, 2),
+            ("poller", 31.0, 1),
+        ]
+        assert result["stuck"][0]["where"] == f"{AIO}:665 sleep"
+        assert result["stuck"][0]["first_reported"] == _ts(1000)
+        text = render_text(result)
+        assert "Stuck tasks: 2 (longest wait first)" in text
+        assert "fetcher #1" in text.split("Stuck tasks")[1]

@@ -39,6 +39,10 @@ _MAX_AWAITING_TYPES = 8
 _OTHER = "<other>"
 
 
+_MAX_STUCK = 65_536  # stuck tasks remembered
+_TOP_STUCK = 20  # stuck tasks shown, longest wait first
+
+
 def _stack_location(stack: object, innermost: bool) -> str:
     if type(stack) is list and stack:
         if type(stack[-1]) is str:
@@ -102,6 +106,7 @@ class ReportBuilder:
         self.seqs: dict[object, SeqTracker] = {}
         self.slow_steps = 0
         self.stuck = 0
+        self._stuck: dict[tuple[object, object], dict[str, Any]] = {}
         self._handlers: dict[str, Callable[[dict[str, Any], object, str | None], None]] = {
             S.SUSPEND: self._on_suspend,
             S.RESUME: self._on_resume,
@@ -371,6 +376,31 @@ class ReportBuilder:
 
     def _on_stuck(self, rec: dict[str, Any], pid: object, ts: str | None) -> None:
         self.stuck += 1
+        task = rec.get(S.TASK)
+        task_id = task.get(S.ID) if type(task) is dict else None
+        key = (pid, task_id)
+        suspended = number(rec.get(S.SUSPENDED_S)) or 0.0
+        known = self._stuck.get(key)
+        if known is None:
+            if len(self._stuck) >= _MAX_STUCK:
+                return
+            known = self._stuck[key] = {
+                "task": task.get(S.NAME) if type(task) is dict else None,
+                "task_id": task_id,
+                "pid": pid,
+                "reports": 0,
+                "first_reported": ts,
+            }
+        elif suspended < known["suspended_s"]:
+            return  # an older report of the same task (a new wait is reported afresh)
+        awaiting = rec.get(S.AWAITING)
+        known.update(
+            reports=known["reports"] + 1,
+            suspended_s=suspended,
+            where=frame_location(rec.get(S.FRAMES), innermost=True),
+            awaiting=awaiting.get(S.TYPE) if type(awaiting) is dict else None,
+            last_reported=ts,
+        )
 
     # -- results --------------------------------------------------------------------------
 
@@ -483,6 +513,7 @@ class ReportBuilder:
                 "seq": seq,
             },
             "alerts": {"slow_step": self.slow_steps, "stuck": self.stuck},
+            "stuck": sorted(self._stuck.values(), key=lambda t: -t["suspended_s"])[:_TOP_STUCK],
         }
 
 

@@ -220,6 +220,25 @@ def render_text(result: dict[str, Any]) -> str:
         if blocked["unfinished"]:
             lines.append("  +: still blocked at the end of the log (duration so far)")
 
+    stuck = result.get("stuck") or []
+    lines.append("")
+    lines.append(f"Stuck tasks: {len(stuck):,}" + (" (longest wait first)" if stuck else ""))
+    if stuck:
+        rows = [
+            [
+                f"{t['suspended_s']:,.1f}",
+                _task_label(t["task"], t["task_id"]),
+                str(t["pid"]),
+                str(t["reports"]),
+                str(t["awaiting"]) if t["awaiting"] is not None else "-",
+                _elide(t["where"], 60),
+            ]
+            for t in stuck
+        ]
+        lines.extend(
+            _table(["waiting s", "task", "pid", "reports", "awaiting", "where"], rows, "rllrll")
+        )
+
     drops = result["drops"]
     lines.append("")
     reasons = ", ".join(f"{k} {v:,}" for k, v in drops["by_reason"].items())
