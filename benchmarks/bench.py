@@ -49,6 +49,14 @@ CONFIGURATIONS: tuple[Configuration, ...] = (
     Configuration("none", "no monitoring", "bare"),
     Configuration("off", "coroscope installed, not enabled", "bench"),
     Configuration(
+        "watch",
+        "coroscope watch mode (nothing per switch)",
+        "bench",
+        {**_ON, "COROSCOPE_MODE": "watch"},
+        needs=("COROSCOPE_MODE",),
+        coroscope=True,
+    ),
+    Configuration(
         "slow",
         "coroscope slow mode (nothing slow)",
         "bench",
@@ -333,7 +341,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter repetitions")
     parser.add_argument("--out", default=str(HERE), help="where RESULTS.md and ratios.png go")
     parser.add_argument("--only", help="comma-separated workload keys to run (default: all)")
+    parser.add_argument(
+        "--configs",
+        help="comma-separated configuration keys to run (default: all; `none` is always run)",
+    )
     args = parser.parse_args(argv)
+    configurations = CONFIGURATIONS
+    if args.configs:
+        wanted = {"none", *args.configs.split(",")}
+        unknown = wanted - {c.key for c in CONFIGURATIONS}
+        if unknown:
+            parser.error(f"unknown configuration(s): {', '.join(sorted(unknown))}")
+        configurations = tuple(c for c in CONFIGURATIONS if c.key in wanted)
 
     profile = PROFILES["quick" if args.quick else "full"]
     interps = []
@@ -357,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "profile": asdict(profile),
         "machine": machine(),
         "pythons": {},
-        "configurations": [asdict(c) for c in CONFIGURATIONS],
+        "configurations": [asdict(c) for c in configurations],
         "workloads": [asdict(w) for w in workloads],
     }
     for interp in interps:
@@ -386,14 +405,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-    total = profile.reps * len(interps) * len(workloads) * len(CONFIGURATIONS)
+    total = profile.reps * len(interps) * len(workloads) * len(configurations)
     done = 0
     try:
         for rep in range(profile.reps):
             for interp in interps:
                 for w_index, workload in enumerate(workloads):
-                    shift = (rep + w_index) % len(CONFIGURATIONS)
-                    order = CONFIGURATIONS[shift:] + CONFIGURATIONS[:shift]
+                    shift = (rep + w_index) % len(configurations)
+                    order = configurations[shift:] + configurations[:shift]
                     for config in order:
                         result = run_one(interp, workload, config, profile, scratch)
                         result.pop("python", None)  # the full version: in info
