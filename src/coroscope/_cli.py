@@ -32,7 +32,9 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument(
         "--locals", choices=("safe", "off"), help="capture of locals (COROSCOPE_LOCALS)"
     )
-    run.add_argument("--mode", choices=("all", "slow"), help="what is logged (COROSCOPE_MODE)")
+    run.add_argument(
+        "--mode", choices=("all", "slow", "watch"), help="what is logged (COROSCOPE_MODE)"
+    )
     run.add_argument("--sample", help="fraction of tasks captured, 0..1 (COROSCOPE_SAMPLE)")
     run.add_argument("--service", help="service name for aggregators (COROSCOPE_SERVICE)")
     run.add_argument("--buffer", dest="buffer_size", help="records buffered (COROSCOPE_BUFFER)")

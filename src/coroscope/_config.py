@@ -29,6 +29,7 @@ from ._setting_kinds import (
     Signal,
     Switch,
     Text,
+    await_site_globs,
     module_globs,
     parse_switch,
 )
@@ -118,8 +119,10 @@ SETTINGS: tuple[Setting, ...] = (
         "mode",
         "COROSCOPE_MODE",
         "all",
-        Choice("all", "slow"),
-        "`all`: log every switch; `slow`: only steps or waits that cross the thresholds below.",
+        Choice("all", "slow", "watch"),
+        "`all`: log every switch; `slow`: only steps or waits that cross the thresholds below; "
+        "`watch`: no task switch is followed at all (blocked loops, stuck tasks, snapshots, "
+        "never-awaited coroutines and tasks that fail).",
     ),
     Setting(
         "slow_step_ms",
@@ -265,8 +268,16 @@ SETTINGS: tuple[Setting, ...] = (
         "COROSCOPE_STUCK_S",
         30.0,
         Number("seconds"),
-        "Tasks suspended this long are reported (`task.stuck`, with chain and locals) every "
-        "this many seconds while they stay suspended; 0 turns it off.",
+        "Tasks suspended this long are reported (`task.stuck`, with chain and locals), again "
+        "each time the wait doubles; timer and idle waits never are; 0 turns it off.",
+    ),
+    Setting(
+        "stuck_ignore",
+        "COROSCOPE_STUCK_IGNORE",
+        (),
+        List(await_site_globs, "comma-separated await-site globs, e.g. myapp.poll*,*/worker.py:*"),
+        "Await sites never reported stuck: globs matched against `module.function` and "
+        "`file:line` of each frame of a task's chain.",
     ),
     Setting(
         "snapshot_signal",
@@ -327,6 +338,7 @@ class Config:
         "slow_await_ms",
         "slow_step_ms",
         "snapshot_signal",
+        "stuck_ignore",
         "stuck_s",
         "task_done",
         "unawaited",
@@ -356,6 +368,7 @@ class Config:
     locals_max_ms: float
     blocked_ms: float
     stuck_s: float
+    stuck_ignore: tuple[str, ...]
     snapshot_signal: str
     task_done: bool
     unawaited: bool

@@ -8,7 +8,7 @@ writer thread can turn it into JSON later without looking at live objects.
 Layout of a switch record (``SUSPEND``, ``RESUME``, ``END``; index constants below)::
 
     (kind, seq, t_ns, thread_id, task_id, task_name, frames, awaiting, duration_ns,
-     exception, level, resumed_at, suspend_seq)
+     exception, level, resumed_at, suspend_seq, context)
 
 ``t_ns`` is ``time.perf_counter_ns()`` at the switch; the writer converts it to wall-clock
 time.  ``duration_ns`` is the step (suspend, end) or the wait (resume), ``-1`` if unknown.
@@ -17,6 +17,8 @@ exception thrown in; ``level`` ``"info"`` or ``"warning"`` (a slow step); ``resu
 the place where a slow step began, else ``None``; ``suspend_seq`` (a resume) the ``seq`` of
 the suspend record it follows when that record was written, else ``-1``: a resume then
 carries no chain of its own (the suspend's is the same, a suspended frame cannot change).
+``context`` is ``None`` or the task's rendered context fields (``context``, ``trace_id``,
+``span_id``), added to the record as they are.
 
 Other records (``EVENT``) are ``(EVENT, seq, t_ns, thread_id, event, level, fields)``
 with ``fields`` a dict of JSON-ready values added to the record's common keys, except
@@ -40,6 +42,7 @@ from typing import Any, Final, cast
 
 __all__ = [
     "AWAITING",
+    "CONTEXT",
     "DURATION_NS",
     "END",
     "EVENT",
@@ -87,6 +90,7 @@ EXCEPTION: Final = 9
 LEVEL: Final = 10
 RESUMED_AT: Final = 11
 SUSPEND_SEQ: Final = 12
+CONTEXT: Final = 13
 # ... and into an event record.
 EVENT_NAME: Final = 4
 EVENT_LEVEL: Final = 5
@@ -108,6 +112,7 @@ SwitchRecord = tuple[
     str,
     "Place | None",
     int,
+    "dict[str, Any] | None",
 ]
 
 # Records other than switches (watchdog, snapshots, task life cycle): their fields are

@@ -96,6 +96,7 @@ STACK: Final = "stack"  # the loop thread's Python stack, innermost last: places
 # -- task.stuck ------------------------------------------------------------------------
 
 SUSPENDED_S: Final = "suspended_s"
+IDLE: Final = "idle"  # snapshot: a wait that is idle by design (timer, queue, event, ...)
 
 # -- snapshot / snapshot.summary -------------------------------------------------------
 
@@ -116,6 +117,10 @@ RESULT: Final = "result"
 CANCELLED: Final = "cancelled"
 RESULT_TYPE: Final = "result_type"
 CANCELLED_AT: Final = "cancelled_at"  # the chain the task was suspended in when cancelled
+RAISED_AT: Final = "raised_at"  # watch mode: where a failed task's exception was raised
+CONTEXT: Final = "context"  # values bound with structlog's bind_contextvars, rendered like locals
+TRACE_ID: Final = "trace_id"  # OpenTelemetry's current trace id (32 hex digits)
+SPAN_ID: Final = "span_id"  # OpenTelemetry's current span id (16 hex digits)
 
 # -- coroutine.never_awaited -----------------------------------------------------------
 

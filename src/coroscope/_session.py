@@ -17,7 +17,15 @@ from . import _implementation
 from ._config import Config
 from ._record import Record
 from ._warn import warn
-from .capture import TOOL_IDS, Capture, CaptureOptions, ChainCapture, ModuleFilter, Places
+from .capture import (
+    TOOL_IDS,
+    Capture,
+    CaptureOptions,
+    ChainCapture,
+    ModuleFilter,
+    Places,
+    WatchCapture,
+)
 from .delivery import Processor, Renderer, Writer
 from .diagnostics import Inspector, LoopRegistry, NeverAwaited, Watchdog
 from .sinks import Sink, open_sink
@@ -43,9 +51,8 @@ class Session:
         self.implementation = _implementation.selected()
         renderer = LocalsRenderer.from_config(config) if config.locals != "off" else None
         chain = ChainCapture(renderer, Places(ModuleFilter(config.include, config.exclude)))
-        self.capture = capture = Capture(
-            chain, CaptureOptions.from_config(config), on_disabled=warn
-        )
+        kind = WatchCapture if config.mode == "watch" else Capture
+        self.capture = capture = kind(chain, CaptureOptions.from_config(config), on_disabled=warn)
         self.writer = writer = Writer(
             sink,
             Renderer(processors),
@@ -59,7 +66,11 @@ class Session:
             writer.warm_up += [redaction_patterns, renderer.r.deny.compile]
         self.loops = loops = LoopRegistry()
         self.inspector = inspector = Inspector(
-            capture, loops, capture.emit_event, stuck_s=config.stuck_s
+            capture,
+            loops,
+            capture.emit_event,
+            stuck_s=config.stuck_s,
+            stuck_ignore=config.stuck_ignore,
         )
         self.watchdog = watchdog = Watchdog(
             loops,
@@ -69,6 +80,8 @@ class Session:
             stuck_s=config.stuck_s,
             report_stuck=inspector.report_stuck if config.stuck_s > 0 else None,
         )
+        if isinstance(capture, WatchCapture):
+            capture.task_id_of = inspector.task_id
         loops.on_first = watchdog.loop_added
         capture.on_loop = loops.seen
         if config.unawaited:

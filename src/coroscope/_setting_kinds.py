@@ -19,6 +19,7 @@ __all__ = [
     "Signal",
     "Switch",
     "Text",
+    "await_site_globs",
     "module_globs",
     "parse_switch",
 ]
@@ -185,4 +186,15 @@ def module_globs(raw: str) -> tuple[str, ...]:
     for glob in globs:
         if any(c.isspace() for c in glob):
             raise ValueError("accepted: comma-separated module globs, e.g. asyncio.*,aiohttp")
+    return globs
+
+
+def await_site_globs(raw: str) -> tuple[str, ...]:
+    """Comma-separated globs of await sites (``module.function`` or ``file:line``)."""
+    globs = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for glob in globs:
+        if any(c.isspace() for c in glob):
+            raise ValueError(
+                "accepted: comma-separated await-site globs, e.g. myapp.poll*,*/worker.py:*"
+            )
     return globs

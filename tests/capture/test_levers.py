@@ -21,11 +21,23 @@ async def _quick(n: int) -> None:
         await asyncio.sleep(0)
 
 
+async def _resolved_after(delay: float) -> None:
+    """A wait that is not a timer's (a future another callback completes): slow mode judges
+    it by its length alone."""
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    handle = loop.call_later(delay, fut.set_result, None)
+    try:
+        await fut
+    finally:
+        handle.cancel()
+
+
 async def _mixed() -> None:
     """Three quick switches, one slow wait (60 ms), one slow step (60 ms of blocking)."""
     label = "mixed"
     await asyncio.sleep(0)  # quick
-    await asyncio.sleep(0.06)  # slow-wait
+    await _resolved_after(0.06)  # slow-wait
     time.sleep(0.06)  # slow-step runs before the next await
     await asyncio.sleep(0)  # after-slow-step
     await asyncio.sleep(0)
@@ -76,20 +88,22 @@ class TestModes:
         assert warnings[0]["resumed_at"]["function"] == "_mixed"
         assert all(r["level"] == "info" for r in records if r is not warnings[0])
 
-    def test_slow_mode_reports_cancellation(self) -> None:
-        """A task cancelled while suspended is logged even in slow mode (it resumes with an exception)."""
+    def test_slow_mode_reports_cancellation_after_a_slow_wait(self) -> None:
+        """In slow mode a cancellation is logged when its wait crossed the threshold, else not."""
 
         async def main() -> None:
-            victim = asyncio.create_task(asyncio.Event().wait(), name="victim")
+            quick = asyncio.create_task(asyncio.Event().wait(), name="quick")
+            slow = asyncio.create_task(asyncio.Event().wait(), name="slow")
             await asyncio.sleep(0)
-            victim.cancel()
-            await asyncio.gather(victim, return_exceptions=True)
+            quick.cancel()
+            await asyncio.sleep(0.3)
+            slow.cancel()
+            await asyncio.gather(quick, slow, return_exceptions=True)
 
-        with capture_records(mode="slow", exclude=()) as records:
+        with capture_records(mode="slow", slow_await_ms=200, exclude=()) as records:
             asyncio.run(main())
         cancelled = [r for r in records if r.get("exception") == "CancelledError"]
-        assert cancelled
-        assert cancelled[0]["task"]["name"] == "victim"
+        assert [r["task"]["name"] for r in cancelled] == ["slow"]
 
 
 class TestSampling:
@@ -206,7 +220,7 @@ class TestAdoption:
 
 async def _leaf_wait(delay: float) -> None:
     marker = "leaf"
-    await asyncio.sleep(delay)  # leaf-await
+    await _resolved_after(delay)  # leaf-await
     del marker
 
 
@@ -228,7 +242,7 @@ class TestSlowModeChains:
         resume = next(r for r in joined(records) if r["event"] == "resume")
         assert resume["suspend_seq"] == suspend["seq"]  # the slow step's chain, whole
         names = [f["function"] for f in resume["frames"]]
-        assert names == ["_slow_step_then_slow_wait", "_leaf_wait"]
+        assert names == ["_slow_step_then_slow_wait", "_leaf_wait", "_resolved_after"]
         assert resume["frames"][1]["locals"]["marker"] == "leaf"
         assert resume["awaiting"]["type"] == "Future"
         assert resume["waited_ms"] >= 50
@@ -241,17 +255,17 @@ class TestSlowModeChains:
 
         async def main() -> None:
             victim = asyncio.create_task(handler(), name="victim")
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)  # a wait past the threshold: logged when cancelled
             victim.cancel()
             await asyncio.gather(victim, return_exceptions=True)
 
-        with capture_records(mode="slow", task_done=True) as records:
+        with capture_records(mode="slow", slow_await_ms=200, task_done=True) as records:
             asyncio.run(main())
         resume = next(r for r in records if r.get("exception") == "CancelledError")
         chain = [f["function"].rsplit(".", 1)[-1] for f in resume["frames"]]
-        assert chain == ["handler", "_leaf_wait"]
+        assert chain == ["handler", "_leaf_wait", "_resolved_after"]
         assert resume["frames"][1]["locals"] == {"delay": 10, "marker": "leaf"}
-        assert resume["frames"][1]["awaits"] == {"type": "coroutine", "name": "sleep"}
+        assert resume["frames"][1]["awaits"] == {"type": "coroutine", "name": "_resolved_after"}
         assert resume["frames"][0]["awaits"] == {"type": "coroutine", "name": "_leaf_wait"}
         done = next(r for r in records if r["event"] == "task.done" and r["outcome"] == "cancelled")
         assert [f["function"].rsplit(".", 1)[-1] for f in done["cancelled_at"]] == chain

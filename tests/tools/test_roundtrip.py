@@ -26,7 +26,7 @@ async def _blocker() -> None:
 
 
 async def _stuck() -> None:
-    await asyncio.Event().wait()
+    await asyncio.get_running_loop().create_future()  # nobody completes it
 
 
 async def _program() -> None:

@@ -1079,3 +1079,30 @@ def test_types_module_is_untouched() -> None:
     LocalsRenderer()
     assert a.is_denied("only") and not a.is_denied("password")
     assert isinstance(types.ModuleType, type)
+
+
+class TestRequestObjects:
+    """Servers' request objects: method and path from plain attributes, no query string."""
+
+    def test_aiohttp_request(self) -> None:
+        test_utils = pytest.importorskip("aiohttp.test_utils")
+        request = test_utils.make_mocked_request("POST", "/orders/42?token=abc")
+        assert render(request) == "<aiohttp Request POST /orders/42>"
+
+    def test_starlette_request(self) -> None:
+        requests = pytest.importorskip("starlette.requests")
+        scope = {"type": "http", "method": "GET", "path": "/users/7", "query_string": b"k=v"}
+        assert render(requests.Request(scope)) == "<starlette Request GET /users/7>"
+
+    def test_no_property_is_called(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The description reads the instance dict: aiohttp's own properties are not run."""
+        web_request = pytest.importorskip("aiohttp.web_request")
+        test_utils = pytest.importorskip("aiohttp.test_utils")
+        request = test_utils.make_mocked_request("GET", "/x")
+
+        def boom(self: object) -> str:
+            raise AssertionError("called")
+
+        monkeypatch.setattr(web_request.BaseRequest, "method", property(boom))
+        monkeypatch.setattr(web_request.BaseRequest, "path", property(boom))
+        assert render(request) == "<aiohttp Request GET /x>"

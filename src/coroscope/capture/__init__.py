@@ -4,7 +4,8 @@ They decide fast whether a switch is logged and grab the minimum: the task's awa
 (:mod:`._chain`), each frame's place (:mod:`._places`) and locals, and what the task waits
 on (:mod:`._awaitables`), as one compact record (:mod:`coroscope._record`) handed to the
 buffer.  :mod:`._tool` is the only module that calls ``sys.monitoring``; :mod:`._state`
-holds what is kept per task; :mod:`._callbacks` are the callbacks.
+holds what is kept per task; :mod:`._callbacks` are the callbacks, :mod:`._watch` those
+of ``watch`` mode (none per switch), and :mod:`._waits` tells timer and idle waits apart.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ._options import CaptureOptions
 from ._places import ModuleFilter, Places
 from ._state import TaskState, TaskTable
 from ._tool import TOOL_IDS, TOOL_NAME
+from ._watch import WatchCapture
 
 __all__ = [
     "TOOL_IDS",
@@ -29,6 +31,7 @@ __all__ = [
     "Places",
     "TaskState",
     "TaskTable",
+    "WatchCapture",
     "describe_awaitable",
     "is_task",
     "local_value",

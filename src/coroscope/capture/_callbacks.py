@@ -48,10 +48,12 @@ from .._record import END, EVENT, RESUME, SEQ, SUSPEND, EventRecord, FrameRecord
 from .._schema import INFO, WARNING
 from ._awaitables import describe_awaitable
 from ._chain import ChainCapture, local_value
+from ._context import ContextReader
 from ._endings import task_done
 from ._options import CaptureOptions
 from ._state import TaskState, TaskTable
 from ._tool import EVENTS, MonitoringTool
+from ._waits import timer_delay_ns
 
 __all__ = ["Capture", "Emit"]
 
@@ -85,6 +87,8 @@ class Capture:
     ) -> None:
         self.chain = chain
         self.places = chain.places
+        renderer = chain.renderer
+        self.context = ContextReader(renderer.render_locals if renderer is not None else None)
         self.tool = MonitoringTool()
         self.tasks = TaskTable()
         self.by_frame = self.tasks.by_frame
@@ -259,6 +263,7 @@ class Capture:
             level,
             resumed_at,
             suspend_seq,
+            self.context.fields(task) if task is not None else None,
         )
 
     def _root_only(self, frame: FrameType) -> tuple[FrameRecord, ...]:
@@ -320,16 +325,20 @@ class Capture:
             step = state.end_step(now)
             state.value = value
             if step >= self.slow_step_ns or self.log_all:
-                frames = state.frames = self.chain.suspended(state.coro(), value)
+                coro = state.coro()
+                frames = state.frames = self.chain.suspended(coro, value)
                 awaiting = (type(value).__qualname__, describe_awaitable(value))
                 if step >= self.slow_step_ns:
                     resumed_at = self.places.at(code, frame, state.resumed_lasti)
                     record = self._switch(
                         SUSPEND, state, now, frames, awaiting, step, None, WARNING, resumed_at
                     )
+                    state.notable = True
                 else:
                     record = self._switch(SUSPEND, state, now, frames, awaiting, step)
                 state.suspend_seq = record[SEQ]
+                if not self.log_all:
+                    state.link = coro.cr_await  # for the timer rule at the resume
                 self.emit(record)
             else:
                 # Not logged now: keep what a slow wait would need at the resume.
@@ -350,7 +359,9 @@ class Capture:
             waited = state.end_wait(now)
             state.resumed_lasti = frame.f_lasti
             if state.suspend_seq >= 0:  # its suspend was written: it names the chain
-                if self.log_all or waited >= self.slow_await_ns:
+                if self.log_all or (
+                    waited >= self.slow_await_ns and self._beyond_timer(waited, state.link)
+                ):
                     self.emit(
                         self._switch(
                             RESUME, state, now, (), None, waited, suspend_seq=state.suspend_seq
@@ -358,7 +369,7 @@ class Capture:
                     )
             elif self.log_all:  # a task adopted while suspended: its root frame only
                 self.emit(self._switch(RESUME, state, now, self._root_only(frame), None, waited))
-            elif waited >= self.slow_await_ns:
+            elif waited >= self.slow_await_ns and self._beyond_timer(waited, state.link):
                 value = state.value
                 frames = self.chain.resumed(frame, state.link, value)
                 awaiting = (type(value).__qualname__, describe_awaitable(value))
@@ -395,30 +406,47 @@ class Capture:
             state.resumed_lasti = root_frame.f_lasti
             value = state.value
             exception = type(exc).__qualname__
+            # In slow mode a thrown-in exception (a cancellation, a timeout) is ordinary
+            # control flow: logged only when its wait was slow.
+            slow = self.log_all or (
+                waited >= self.slow_await_ns and self._beyond_timer(waited, state.link)
+            )
+            if slow and not self.log_all:
+                state.notable = True
             if state.suspend_seq >= 0:  # its suspend was written: it names the chain
                 state.thrown_at = state.frames
-                self.emit(
-                    self._switch(
-                        RESUME,
-                        state,
-                        now,
-                        (),
-                        None,
-                        waited,
-                        exception,
-                        suspend_seq=state.suspend_seq,
+                if slow:
+                    self.emit(
+                        self._switch(
+                            RESUME,
+                            state,
+                            now,
+                            (),
+                            None,
+                            waited,
+                            exception,
+                            suspend_seq=state.suspend_seq,
+                        )
                     )
-                )
-            else:
+            elif slow:
                 frames = state.thrown_at = self.chain.thrown(frame, root_frame, value)
                 awaiting = (type(value).__qualname__, describe_awaitable(value))
                 self.emit(self._switch(RESUME, state, now, frames, awaiting, waited, exception))
+            elif state.notable:  # its task.done will be written: keep where it was
+                state.thrown_at = self.chain.thrown(frame, root_frame, value)
             state.frames = ()
             state.suspend_seq = -1
             state.link = state.value = None
         except Exception as err:
             self._error(err)
         return None
+
+    def _beyond_timer(self, waited: int, link: object) -> bool:
+        """A wait of ``waited`` ns crossed the slow threshold: is it slow?  Yes, unless it is
+        a timer wait (``asyncio.sleep(d)``, ``wait_for(..., d)``) that did not overrun ``d``
+        by the threshold.  (Called only past the threshold: off the common path.)"""
+        delay = timer_delay_ns(link)
+        return delay is None or waited - delay >= self.slow_await_ns
 
     def _current_state(self) -> TaskState | None:
         loop = _get_running_loop()
@@ -469,6 +497,7 @@ class Capture:
         if state.running:
             step = state.end(now)
             if step >= self.slow_step_ns:
+                state.notable = True
                 resumed_at = self.places.at(code, frame, state.resumed_lasti)
                 frames = self._root_only(frame)
                 self.emit(
@@ -477,4 +506,12 @@ class Capture:
                     )
                 )
         if self.task_done and not (exc is not None and issubclass(type(exc), GeneratorExit)):
-            self.emit_event(S.TASK_DONE, *task_done(state, now, result, exc))
+            level, fields = task_done(state, now, result, exc)
+            # In slow mode only a task worth a look: it failed, ran a slow step, or was
+            # cancelled at a slow wait.
+            if self.log_all or state.notable or fields[S.OUTCOME] == S.EXCEPTION:
+                task = state.task()
+                context = self.context.fields(task) if task is not None else None
+                if context is not None:
+                    fields.update(context)
+                self.emit_event(S.TASK_DONE, level, fields)

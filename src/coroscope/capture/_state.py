@@ -28,6 +28,7 @@ class TaskState:
         "frame",
         "frames",
         "link",
+        "notable",
         "resumed_lasti",
         "resumed_ns",
         "run_ns",
@@ -65,6 +66,9 @@ class TaskState:
         self.link: object = None
         self.value: object = None
         self.thrown_at: tuple[FrameRecord, ...] = ()  # the chain when an exception came in
+        #: In ``slow`` mode: a slow step or a slow cancellation was logged, so the task's
+        #: ``task.done`` is written too.
+        self.notable = False
 
     @property
     def running(self) -> bool:

@@ -50,8 +50,11 @@ class MonitoringTool:
         """Whether the callbacks are registered and events are on."""
         return self.tool_id is not None
 
-    def start(self, callbacks: Mapping[int, Callable[..., object]]) -> bool:
-        """Take a free tool id and turn the events on; ``False`` if every id is taken."""
+    def start(
+        self, callbacks: Mapping[int, Callable[..., object]], events: int = GLOBAL_EVENTS
+    ) -> bool:
+        """Take a free tool id and turn the global ``events`` on; ``False`` if every id is
+        taken."""
         with self._lock:
             if self.tool_id is not None:
                 return True
@@ -66,11 +69,12 @@ class MonitoringTool:
             self.tool_id = tool_id
             for event, callback in callbacks.items():
                 _mon.register_callback(tool_id, event, callback)
-            _mon.set_events(tool_id, GLOBAL_EVENTS)
+            _mon.set_events(tool_id, events)
             return True
 
-    def watch(self, code: CodeType) -> bool:
-        """Turn the root events on for ``code``; ``False`` if monitoring is off."""
+    def watch(self, code: CodeType, events: int = ROOT_EVENTS) -> bool:
+        """Turn the local ``events`` (by default the root events) on for ``code``;
+        ``False`` if monitoring is off."""
         key = id(code)
         if key in self._codes:
             return True
@@ -78,7 +82,7 @@ class MonitoringTool:
         if tool_id is None:
             return False
         self._codes[key] = code
-        _mon.set_local_events(tool_id, code, ROOT_EVENTS)
+        _mon.set_local_events(tool_id, code, events)
         return True
 
     def watches(self, code: CodeType) -> bool:

@@ -16,6 +16,7 @@ from typing import Any, cast
 from .. import _schema as S
 from .._record import (
     AWAITING,
+    CONTEXT,
     DURATION_NS,
     END,
     EVENT,
@@ -134,6 +135,9 @@ class EventBuilder:
             _KIND_NAMES[kind], record[LEVEL], record[SEQ], record[T_NS], record[THREAD_ID]
         )
         event[S.TASK] = {S.NAME: record[TASK_NAME], S.ID: record[TASK_ID]}
+        context = record[CONTEXT]
+        if context is not None:
+            event.update(context)
         awaiting = record[AWAITING]
         if kind == RESUME and record[SUSPEND_SEQ] >= 0:
             event[S.SUSPEND_SEQ] = record[SUSPEND_SEQ]

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import itertools
+import re
 import signal
 import threading
 import time
@@ -27,6 +29,7 @@ from .._record import Frames
 from .._warn import warn
 from ..capture import Capture, describe_awaitable, is_task, local_value
 from ..capture._awaitables import is_asyncio_future_type
+from ..capture._waits import wait_kind
 from ._loops import LoopRegistry
 
 __all__ = ["Inspector"]
@@ -36,6 +39,27 @@ MAX_LINKS = 64
 
 _TASK_GROUP_AEXIT = asyncio.TaskGroup.__aexit__.__code__
 _WAIT_CODE = asyncio.tasks._wait.__code__  # type: ignore[attr-defined]
+
+
+_NEVER = 2**62
+
+
+class _Wait:
+    """One wait of a task, as the stuck-task scans know it."""
+
+    __slots__ = ("held", "key", "next_report_ns", "since_ns")
+
+    def __init__(self, key: int, since_ns: int, held: object) -> None:
+        self.key = key  # the suspend's time (a followed task), or the awaited future's id
+        self.held = held  # that future, held so that its id is not reused meanwhile
+        self.since_ns = since_ns
+        self.next_report_ns = 0
+
+
+def _matcher(globs: tuple[str, ...]) -> Callable[[str], object] | None:
+    if not globs:
+        return None
+    return re.compile("|".join(fnmatch.translate(g) for g in globs)).match
 
 
 class Inspector:
@@ -48,12 +72,15 @@ class Inspector:
         emit_event: EmitEvent,
         *,
         stuck_s: float,
+        stuck_ignore: tuple[str, ...] = (),
     ) -> None:
         self._capture = capture
         self._chain = capture.chain
         self._loops = loops
         self._emit_event = emit_event
         self._stuck_ns = int(stuck_s * 1e9)
+        self._waits: weakref.WeakKeyDictionary[Any, _Wait] = weakref.WeakKeyDictionary()
+        self._ignore = _matcher(stuck_ignore)
         self._other_ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._snapshots = itertools.count(1)
         self._signal: signal.Signals | None = None
@@ -80,24 +107,72 @@ class Inspector:
     # -- stuck tasks --------------------------------------------------------------------
 
     def report_stuck(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Log every task of ``loop`` suspended for at least ``COROSCOPE_STUCK_S``."""
+        """Log every task of ``loop`` waiting for at least ``COROSCOPE_STUCK_S``: once when
+        it reaches the threshold, again each time its wait has doubled.
+
+        Timer waits and idle waits (see :mod:`coroscope.capture._waits`) are never stuck, nor
+        await sites matching ``COROSCOPE_STUCK_IGNORE``.  A task the capture follows is timed
+        from its suspend; any other (``watch`` mode, a left-out or sampled-out task) from
+        the first scan that found it waiting on the future it still waits on, so it is
+        reported at most one scan late (scans run four times per threshold).
+        """
         try:
             now = time.perf_counter_ns()
             current = asyncio.current_task(loop)
+            waits = self._waits
             for task in asyncio.all_tasks(loop):
                 if task is current:
                     continue
-                state = self._capture.tasks.of_task(task)
-                if state is None or state.suspended_ns < 0 or state.running:
+                waiter = getattr(task, "_fut_waiter", None)
+                wait = self._wait_of(task, waiter, now) if waiter is not None else None
+                if wait is None:
+                    waits.pop(task, None)  # runnable, or running
                     continue
-                suspended_ns = now - state.suspended_ns
-                if suspended_ns < self._stuck_ns:
+                suspended_ns = now - wait.since_ns
+                if suspended_ns < self._stuck_ns or suspended_ns < wait.next_report_ns:
                     continue
+                coro = task.get_coro()
+                if wait_kind(coro, waiter) is not None or self._ignored(coro):
+                    wait.next_report_ns = _NEVER
+                    continue
+                wait.next_report_ns = 2 * suspended_ns
                 fields = self._task_fields(task)
                 fields[S.SUSPENDED_S] = round(suspended_ns / 1e9, 3)
                 self._emit_event(S.TASK_STUCK, S.WARNING, fields)
         except Exception:
             self.errors += 1
+
+    def _wait_of(self, task: Any, waiter: object, now: int) -> _Wait | None:
+        """The current wait of a suspended ``task``; ``None`` if it is running."""
+        state = self._capture.tasks.of_task(task)
+        if state is not None and state.suspended_ns >= 0:
+            if state.running:
+                return None
+            key, since, held = state.suspended_ns, state.suspended_ns, None
+        else:
+            key, since, held = id(waiter), now, waiter
+        wait = self._waits.get(task)
+        if wait is None or wait.key != key:
+            wait = self._waits[task] = _Wait(key, since, held)
+        return wait
+
+    def _ignored(self, coro: object) -> bool:
+        """Whether a frame of the chain matches ``COROSCOPE_STUCK_IGNORE``."""
+        match = self._ignore
+        if match is None:
+            return False
+        obj: Any = coro
+        for _ in range(MAX_LINKS):
+            if type(obj) is not types.CoroutineType or obj.cr_frame is None:
+                break
+            frame, code = obj.cr_frame, obj.cr_code
+            module = frame.f_globals.get("__name__", "")
+            if match(f"{module}.{code.co_qualname}") or match(
+                f"{code.co_filename}:{frame.f_lineno}"
+            ):
+                return True
+            obj = obj.cr_await
+        return False
 
     # -- snapshots ----------------------------------------------------------------------
 
@@ -109,6 +184,8 @@ class Inspector:
         """
         snapshot_id = next(self._snapshots)
         running = asyncio.events._get_running_loop()
+        if running is not None:
+            self._loops.seen(running)  # (watch mode may not know it yet)
         for loop, _ in self._loops.watched():
             if loop is running:
                 self.snapshot_loop(loop, snapshot_id)
@@ -130,6 +207,9 @@ class Inspector:
                 else:
                     state = "cancelling" if task.cancelling() else "pending"
                     fields = self._task_fields(task)
+                    idle = wait_kind(task.get_coro(), getattr(task, "_fut_waiter", None))
+                    if idle is not None:
+                        fields[S.IDLE] = idle
                 fields[S.STATE] = state
                 fields[S.SNAPSHOT_ID] = snapshot_id
                 fields[S.AWAITS_TASKS] = self._awaited_task_ids(task) if task is not current else []
@@ -146,11 +226,15 @@ class Inspector:
     def _task_fields(self, task: Any) -> dict[str, Any]:
         waiter = task._fut_waiter
         frames = self._chain.suspended(task.get_coro(), waiter)
-        return {
+        fields = {
             S.TASK: self.task_of(task),
             S.FRAMES: Frames(frames),
             S.AWAITING: {S.TYPE: type(waiter).__qualname__, S.REPR: describe_awaitable(waiter)},
         }
+        context = self._capture.context.fields(task)
+        if context is not None:
+            fields.update(context)
+        return fields
 
     def _awaited_task_ids(self, task: Any) -> list[int]:
         """The tasks this task waits for: awaited directly, via gather, TaskGroup or wait."""

@@ -7,7 +7,7 @@ blocked: something (a task's step, or a plain callback) holds it.  The watchdog 
 from this thread with ``sys._current_frames()`` while the loop is still blocked; when the
 heartbeat finally runs, the loop logs ``loop.unblocked`` with the total.
 
-It also asks each loop, every ``COROSCOPE_STUCK_S`` seconds, to report its stuck tasks:
+It also asks each loop, four times per ``COROSCOPE_STUCK_S``, to report its stuck tasks:
 the report runs *on the loop's thread*, between tasks, where every task is suspended and
 its chain can be read safely.
 
@@ -36,6 +36,7 @@ __all__ = ["Watchdog"]
 
 EmitEvent = Callable[..., None]
 MAX_STACK = 64
+STUCK_SCANS = 4  # stuck-task scans per COROSCOPE_STUCK_S: a report is at most a quarter late
 
 
 def _tick_seconds(blocked_ms: float) -> float:
@@ -135,7 +136,7 @@ class Watchdog:
         if self._stuck_ns > 0 and self._report_stuck is not None and now >= watched.next_stuck_ns:
             if watched.next_stuck_ns:
                 loop.call_soon_threadsafe(self._report_stuck, loop)
-            watched.next_stuck_ns = now + self._stuck_ns
+            watched.next_stuck_ns = now + self._stuck_ns // STUCK_SCANS
 
     def _report_blocked(
         self, loop: asyncio.AbstractEventLoop, watched: WatchedLoop, sent: int, now: int

@@ -22,17 +22,34 @@ from ._budget import Budget
 from ._core import ValueRenderer
 from ._text import (
     EXC_ARGS,
+    GETSET,
     MODULE_DICT,
     TYPE_MRO,
     TYPE_QUALNAME,
     callable_name,
+    class_attr,
     has,
     int_text,
     json_size,
     type_name,
 )
 
-__all__ = ["CachedText", "Descriptions", "ObjectMarker", "ReprHandler", "TextHandler"]
+__all__ = [
+    "LIBRARY_TYPES",
+    "CachedText",
+    "Descriptions",
+    "ObjectMarker",
+    "ReprHandler",
+    "TextHandler",
+]
+
+#: Request objects of common servers, described from their instance dict's plain values
+#: (never their properties or methods): (module, qualified name) -> Descriptions method.
+LIBRARY_TYPES: Final = {
+    ("aiohttp.web_request", "Request"): "aiohttp_request",
+    ("aiohttp.web_request", "BaseRequest"): "aiohttp_request",
+    ("starlette.requests", "Request"): "starlette_request",
+}
 
 _TYPE_CACHE: Final = 1024  # types remembered as slow to repr
 _now = time.perf_counter_ns
@@ -245,6 +262,35 @@ class Descriptions:
     @staticmethod
     def queue(v: asyncio.Queue[Any]) -> str:
         return f"<{TYPE_QUALNAME(type(v))} size={v.qsize()} maxsize={int(v._maxsize)}>"  # type: ignore[attr-defined]
+
+    # -- servers' request objects (from their instance dict) ----------------------------------
+
+    def aiohttp_request(self, attrs: dict[str, Any]) -> str:
+        """``<aiohttp Request GET /path>``: the method, and the path without its query."""
+        method = attrs.get("_method")
+        message = attrs.get("_message")
+        path: object = None
+        if message is not None:
+            cls = type(message)
+            if tuple in TYPE_MRO(cls):  # the pure-Python parser's named tuple
+                path = tuple.__getitem__(message, 1) if tuple.__len__(message) > 1 else None
+            else:  # the C parser's message: a read-only C attribute
+                descr = class_attr(TYPE_MRO(cls), "path")
+                path = descr.__get__(message) if type(descr) is GETSET else None
+        return self._request("aiohttp Request", method, path)
+
+    def starlette_request(self, attrs: dict[str, Any]) -> str:
+        """``<starlette Request GET /path>``, from its ASGI scope."""
+        scope = attrs.get("scope")
+        if type(scope) is not dict:
+            return "<starlette Request>"
+        return self._request("starlette Request", scope.get("method"), scope.get("path"))
+
+    def _request(self, what: str, method: object, path: object) -> str:
+        max_str = self.r.texts.max_str
+        method_text = method[:16] if type(method) is str else "?"
+        path_text = path.partition("?")[0][:max_str] if type(path) is str else "?"
+        return f"<{what} {method_text} {path_text}>"
 
     # -- numbers, ranges, buffers ------------------------------------------------------------
 

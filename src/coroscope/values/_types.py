@@ -27,7 +27,15 @@ from ._budget import Budget
 from ._containers import MappingHandler, SequenceHandler
 from ._core import Handler, ValueRenderer
 from ._fields import FieldsHandler, enum_handler
-from ._known import CachedText, Descriptions, ObjectMarker, ReprHandler, TextHandler, class_text
+from ._known import (
+    LIBRARY_TYPES,
+    CachedText,
+    Descriptions,
+    ObjectMarker,
+    ReprHandler,
+    TextHandler,
+    class_text,
+)
 from ._text import (
     GETSET,
     MEMBER,
@@ -126,6 +134,11 @@ class TypeTable:
                 return found
         dict_descr = class_attr(mro, "__dict__")
         read_dict = dict_descr.__get__ if type(dict_descr) is GETSET else None
+        library = LIBRARY_TYPES.get((module if type(module) is str else "", TYPE_QUALNAME(cls)))
+        if library is not None and read_dict is not None:
+            describe = getattr(self.known, library)
+            read = read_dict
+            return TextHandler(r, lambda v: describe(read(v)), safe=False)
         if has(mro, enum.Enum):
             return enum_handler(r, cls, read_dict)
         if has(mro, BaseException):

@@ -1,0 +1,94 @@
+"""What ties a task's records to the application's own logs and traces: the values bound
+with structlog's ``bind_contextvars(...)`` in the task's context, and OpenTelemetry's current
+trace and span ids.
+
+Both are read from the task's :class:`contextvars.Context` (``task.get_context()``) without
+importing structlog or OpenTelemetry: a library that is not in ``sys.modules`` has bound
+nothing, and the check costs one dictionary lookup.  Reading a context runs no user code:
+its items are read as they are, and OpenTelemetry's span context is a tuple read by index.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from contextvars import Context
+from typing import Any
+
+from .. import _schema as S
+
+__all__ = ["ContextReader"]
+
+_STRUCTLOG = "structlog.contextvars"
+_STRUCTLOG_PREFIX = "structlog_"  # structlog's prefix of its context variables' names
+_OTEL = "opentelemetry.context"
+_OTEL_VAR = "current_context"  # opentelemetry.context.contextvars_context's variable
+_OTEL_SPAN_KEY = "current-span"  # the start of its key of the current span
+MAX_VARS = 256  # context variables looked at per context
+
+
+class ContextReader:
+    """Reads a task's bound values (rendered by ``render``, redacted like locals) and its
+    OpenTelemetry ids."""
+
+    __slots__ = ("render",)
+
+    def __init__(self, render: Callable[[dict[str, object]], dict[str, Any]] | None) -> None:
+        self.render = render  # None when locals are off: then no bound values either
+
+    def fields(self, task: Any) -> dict[str, Any] | None:
+        """``{"context": {...}, "trace_id": ..., "span_id": ...}`` as far as known, or
+        ``None`` when nothing is bound (the common case costs two dict lookups)."""
+        modules = sys.modules
+        structlog = self.render is not None and _STRUCTLOG in modules
+        otel = _OTEL in modules
+        if not (structlog or otel):
+            return None
+        get_context = getattr(type(task), "get_context", None)
+        if get_context is None:
+            return None
+        ctx = get_context(task)
+        if type(ctx) is not Context:
+            return None
+        bound: dict[str, object] = {}
+        span: object = None
+        for n, (var, value) in enumerate(ctx.items()):
+            if n >= MAX_VARS:
+                break
+            name = var.name
+            if structlog and name.startswith(_STRUCTLOG_PREFIX) and value is not Ellipsis:
+                bound[name[len(_STRUCTLOG_PREFIX) :]] = value
+            elif otel and name == _OTEL_VAR and isinstance(value, dict):
+                span = _current_span(value)
+        out: dict[str, Any] = {}
+        if bound and self.render is not None:
+            out[S.CONTEXT] = self.render(bound)
+        if span is not None:
+            ids = _span_ids(span)
+            if ids is not None:
+                out[S.TRACE_ID], out[S.SPAN_ID] = ids
+        return out or None
+
+
+def _current_span(otel_context: dict[Any, Any]) -> object:
+    for key, value in dict.items(otel_context):
+        if type(key) is str and key.startswith(_OTEL_SPAN_KEY):
+            return value
+    return None
+
+
+def _span_ids(span: object) -> tuple[str, str] | None:
+    """The ids of an OpenTelemetry span, from its span context (a ``tuple`` subclass:
+    ``trace_id``, ``span_id``, ...) stored on the span, read without calling its code."""
+    if not type(span).__module__.startswith("opentelemetry."):
+        return None
+    try:
+        span_context = object.__getattribute__(span, "_context")
+    except AttributeError:
+        return None
+    if not isinstance(span_context, tuple) or len(span_context) < 2:
+        return None
+    trace_id, span_id = tuple.__getitem__(span_context, 0), tuple.__getitem__(span_context, 1)
+    if type(trace_id) is not int or type(span_id) is not int or not trace_id:
+        return None
+    return f"{trace_id:032x}", f"{span_id:016x}"
