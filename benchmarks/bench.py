@@ -108,6 +108,9 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("queue", "asyncio.Queue producer/consumer", ("--workload", "queue")),
     Workload("net", "network service (streams)", ("--workload", "net"), throughput=True),
     Workload(
+        "aiohttp", "aiohttp service, small handler", ("--workload", "aiohttp"), throughput=True
+    ),
+    Workload(
         "switch-d1-uvloop",
         "task switches, depth 1, uvloop",
         ("--workload", "switch", "--depth", "1", "--loop", "uvloop"),

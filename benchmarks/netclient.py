@@ -1,9 +1,10 @@
 """Load client for the ``net`` workload: closed-loop request/response over loopback.
 
 Opens ``--connections`` connections to ``127.0.0.1:--port`` (loopback only), each with one
-request in flight at a time (``GET <key>\\n``, answered by one line).  After ``--warmup``
-seconds it counts, for ``--duration`` seconds, the requests completed and their latencies
-(send to last byte of the response), then stops sending and closes.  Bounded in count and
+request in flight at a time (``GET <key>\\n``, answered by one line; with ``--http``, an
+HTTP/1.1 keep-alive ``GET /item/<key>``, answered with a ``Content-Length`` body).  After
+``--warmup`` seconds it counts, for ``--duration`` seconds, the requests completed and their
+latencies (send to last byte of the response), then stops sending and closes.  Bounded in count and
 time: it never runs for longer than warm-up + duration + a few seconds.
 
 Written with asyncio protocols, on uvloop when installed, so that the client is cheap and
@@ -39,7 +40,10 @@ class Window:
 class Connection(asyncio.Protocol):
     """One connection with one outstanding request."""
 
-    def __init__(self, window: Window, index: int, done: asyncio.Future[None]) -> None:
+    def __init__(
+        self, window: Window, index: int, done: asyncio.Future[None], http: bool = False
+    ) -> None:
+        self.http = http
         self.window = window
         self.index = index
         self.done = done
@@ -61,11 +65,29 @@ class Connection(asyncio.Protocol):
         window.sent += 1
         self.counted = window.counting
         self.sent_at = time.perf_counter_ns()
-        self.transport.write(b"GET %d\n" % ((self.index * 7919 + window.sent) % 1000))
+        key = (self.index * 7919 + window.sent) % 1000
+        if self.http:
+            self.transport.write(b"GET /item/%d HTTP/1.1\r\nHost: bench\r\n\r\n" % key)
+        else:
+            self.transport.write(b"GET %d\n" % key)
+
+    def _complete(self) -> bool:
+        pending = self.pending
+        if not self.http:
+            return pending.endswith(b"\n")
+        end = pending.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        length = 0
+        for line in pending[:end].split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return len(pending) >= end + 4 + length
 
     def data_received(self, data: bytes) -> None:
         self.pending += data
-        if not self.pending.endswith(b"\n"):
+        if not self._complete():
             return
         now = time.perf_counter_ns()
         self.pending = b""
@@ -86,7 +108,9 @@ def percentile(sorted_values: list[int], q: float) -> float:
     return float(sorted_values[index])
 
 
-async def run(port: int, connections: int, warmup: float, duration: float) -> dict[str, Any]:
+async def run(
+    port: int, connections: int, warmup: float, duration: float, http: bool = False
+) -> dict[str, Any]:
     """Load the server; return throughput and latency over the measurement window."""
     loop = asyncio.get_running_loop()
     window = Window()
@@ -95,7 +119,7 @@ async def run(port: int, connections: int, warmup: float, duration: float) -> di
     for index in range(connections):
         done: asyncio.Future[None] = loop.create_future()
         transport, _ = await loop.create_connection(
-            functools.partial(Connection, window, index, done), HOST, port
+            functools.partial(Connection, window, index, done, http), HOST, port
         )
         transports.append(transport)
         finished.append(done)
@@ -128,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--warmup", type=float, default=0.2)
     parser.add_argument("--duration", type=float, default=1.0)
+    parser.add_argument("--http", action="store_true", help="HTTP/1.1 keep-alive requests")
     args = parser.parse_args(argv)
     if not 0 < args.duration <= 60 or not 0 <= args.warmup <= 60:
         parser.error("--duration and --warmup must be within 60 seconds")
@@ -139,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     result = asyncio.run(
-        run(args.port, args.connections, args.warmup, args.duration), loop_factory=factory
+        run(args.port, args.connections, args.warmup, args.duration, args.http),
+        loop_factory=factory,
     )
     sys.stdout.write(json.dumps(result) + "\n")
     return 0

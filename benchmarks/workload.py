@@ -20,6 +20,10 @@ seconds; the timed phase ends only when the monitoring's pending output is writt
     lookup; the load comes from ``netclient.py`` in another process (without monitoring).
     Metric: requests per second, with latency percentiles, as measured by the client;
     ``metric2``: the server process's CPU microseconds per request served.
+``aiohttp``
+    An aiohttp application with one small JSON handler (one ``await`` standing for a cache
+    lookup) under HTTP/1.1 keep-alive load from ``netclient.py --http`` in another process.
+    Metrics as for ``net``.
 
 CPU time is the primary metric of the CPU-bound workloads because it is much less
 disturbed than wall-clock time by other processes on the machine; on an idle machine the
@@ -318,6 +322,72 @@ async def net_run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+# -- workload 4: an aiohttp service --------------------------------------------------------------
+
+
+async def aiohttp_run(args: argparse.Namespace) -> dict[str, Any]:
+    """A small aiohttp application (one JSON handler with one real suspension) under HTTP
+    keep-alive load from ``netclient.py --http`` in another process."""
+    from aiohttp import web
+
+    served = [0]
+
+    async def item(request: web.Request) -> web.Response:
+        key = request.match_info["key"].encode()
+        value = await lookup(key)
+        served[0] += 1
+        return web.json_response({"key": key.decode(), "value": value.decode()})
+
+    app = web.Application()
+    app.router.add_get("/item/{key}", item)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        result = await _load(args, port, http=True)
+    finally:
+        await runner.cleanup()
+    result["served"] = served[0]
+    cpu = result.pop("cpu_s")
+    result["cpu_us_per_request"] = cpu / served[0] * 1e6 if served[0] else float("nan")
+    return result
+
+
+async def _load(args: argparse.Namespace, port: int, http: bool = False) -> dict[str, Any]:
+    """Run the load client against ``port``; its result, with this process's CPU time."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COROSCOPE")}
+    env.pop("PYTHONASYNCIODEBUG", None)
+    proc = await asyncio.create_subprocess_exec(
+        args.client_python,
+        str(HERE / "netclient.py"),
+        "--port",
+        str(port),
+        "--connections",
+        str(args.connections),
+        "--warmup",
+        str(args.warmup),
+        "--duration",
+        str(args.duration),
+        *(("--http",) if http else ()),
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    cpu0 = time.process_time()
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), args.warmup + args.duration + 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    cpu = time.process_time() - cpu0
+    if proc.returncode != 0:
+        raise RuntimeError(f"load client failed with exit code {proc.returncode}")
+    result: dict[str, Any] = json.loads(out)
+    result["cpu_s"] = cpu
+    return result
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -332,8 +402,8 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 async def measure(args: argparse.Namespace, probe: Probe) -> dict[str, Any]:
     """Warm up, then run the timed phase; the probe's output is finished inside it."""
-    if args.workload == "net":
-        result = await net_run(args)
+    if args.workload in ("net", "aiohttp"):
+        result = await (net_run(args) if args.workload == "net" else aiohttp_run(args))
         probe.finish()
         return {"metric": result["rps"], "metric2": result["cpu_us_per_request"], **result}
     if args.workload == "switch":
@@ -358,7 +428,7 @@ async def measure(args: argparse.Namespace, probe: Probe) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workload", choices=("switch", "queue", "net"), required=True)
+    parser.add_argument("--workload", choices=("switch", "queue", "net", "aiohttp"), required=True)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--peer", choices=("none", "setprofile", "viztracer"), default="none")
     parser.add_argument("--peer-output", help="file the setprofile peer writes to")

@@ -278,3 +278,43 @@ class TestQuietSlowMode:
         names = sorted(r["task"]["name"] for r in _events(records, "task.done"))
         expected = ["failing", "slow_step"] if mode == "slow" else ["failing", "fine", "slow_step"]
         assert [n for n in names if n in ("fine", "failing", "slow_step")] == expected
+
+
+@pytest.mark.parametrize("mode", ["watch", "slow"])
+def test_a_healthy_service_writes_nothing(mode: str) -> None:
+    """A server with clients that connect, talk, time out a wait and disconnect: nothing is
+    slow, stuck or failing, so nothing is written (cancellations and timers included)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            writer.write(line.upper())
+            await writer.drain()
+        writer.close()
+
+    async def client(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(20):
+            writer.write(b"ping\n")
+            await reader.readline()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reader.readline(), 0.05)  # times out: ordinary flow
+        writer.close()
+        await writer.wait_closed()
+
+    async def ticker() -> None:
+        while True:
+            await asyncio.sleep(0.3)  # longer than the threshold, as asked: not slow
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        tick = asyncio.create_task(ticker())
+        async with server:
+            await asyncio.gather(*(client(port) for _ in range(3)))
+        await asyncio.sleep(0.35)
+        tick.cancel()
+        await asyncio.gather(tick, return_exceptions=True)
+
+    with capture_records(mode=mode, slow_await_ms=200, stuck_s=0.2) as records:
+        asyncio.run(main())
+    assert records == []
