@@ -121,6 +121,7 @@ RAISED_AT: Final = "raised_at"  # watch mode: where a failed task's exception wa
 CONTEXT: Final = "context"  # values bound with structlog's bind_contextvars, rendered like locals
 TRACE_ID: Final = "trace_id"  # OpenTelemetry's current trace id (32 hex digits)
 SPAN_ID: Final = "span_id"  # OpenTelemetry's current span id (16 hex digits)
+ROUTE: Final = "route"  # the route an aiohttp request task serves: "GET /item/{key}"
 
 # -- coroutine.never_awaited -----------------------------------------------------------
 

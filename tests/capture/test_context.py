@@ -117,3 +117,40 @@ class TestOpenTelemetry:
         )
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "[]"
+
+
+class TestAiohttpRoute:
+    """A task handling one aiohttp request names its route in every record."""
+
+    def test_route_of_a_handler_task(self) -> None:
+        web = pytest.importorskip("aiohttp.web")
+        aiohttp = pytest.importorskip("aiohttp")
+
+        async def item(request: Any) -> Any:
+            await asyncio.sleep(0)
+            return web.json_response({"key": request.match_info["key"]})
+
+        async def main() -> list[Any]:
+            app = web.Application()
+            app.router.add_get("/item/{key}", item)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]
+            try:
+                async with aiohttp.ClientSession() as session:
+                    out = []
+                    for key in ("a", "b"):
+                        async with session.get(f"http://127.0.0.1:{port}/item/{key}") as resp:
+                            out.append(await resp.json())
+                    return out
+            finally:
+                await runner.cleanup()
+
+        with capture_records() as records:
+            assert asyncio.run(main()) == [{"key": "a"}, {"key": "b"}]
+        routed = [r for r in records if "route" in r]
+        assert routed, [r["event"] for r in records]
+        assert {r["route"] for r in routed} == {"GET /item/{key}"}
+        assert any(r["event"] == "suspend" for r in routed)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from contextvars import Context
+from types import CoroutineType, MemberDescriptorType
 from typing import Any
 
 from .. import _schema as S
+from ._chain import local_value
 
 __all__ = ["ContextReader"]
 
@@ -24,7 +26,10 @@ _STRUCTLOG_PREFIX = "structlog_"  # structlog's prefix of its context variables'
 _OTEL = "opentelemetry.context"
 _OTEL_VAR = "current_context"  # opentelemetry.context.contextvars_context's variable
 _OTEL_SPAN_KEY = "current-span"  # the start of its key of the current span
+_AIOHTTP = "aiohttp.web_protocol"
 MAX_VARS = 256  # context variables looked at per context
+_TYPE_DICT = type.__dict__["__dict__"].__get__
+_handle_request: list[object] = []  # aiohttp's per-request coroutine code, once found
 
 
 class ContextReader:
@@ -42,8 +47,9 @@ class ContextReader:
         modules = sys.modules
         structlog = self.render is not None and _STRUCTLOG in modules
         otel = _OTEL in modules
+        route = _aiohttp_route(task) if _AIOHTTP in modules else None
         if not (structlog or otel):
-            return None
+            return {S.ROUTE: route} if route is not None else None
         get_context = getattr(type(task), "get_context", None)
         if get_context is None:
             return None
@@ -61,6 +67,8 @@ class ContextReader:
             elif otel and name == _OTEL_VAR and isinstance(value, dict):
                 span = _current_span(value)
         out: dict[str, Any] = {}
+        if route is not None:
+            out[S.ROUTE] = route
         if bound and self.render is not None:
             out[S.CONTEXT] = self.render(bound)
         if span is not None:
@@ -92,3 +100,48 @@ def _span_ids(span: object) -> tuple[str, str] | None:
     if type(trace_id) is not int or type(span_id) is not int or not trace_id:
         return None
     return f"{trace_id:032x}", f"{span_id:016x}"
+
+
+def _plain_attr(obj: object, name: str) -> object:
+    """An attribute stored on ``obj`` itself (a slot or its instance dict), read without
+    running a property or ``__getattr__``; ``None`` if there is none."""
+    for base in type(obj).__mro__:
+        descr = _TYPE_DICT(base).get(name)
+        if type(descr) is MemberDescriptorType:
+            try:
+                return descr.__get__(obj, type(obj))
+            except AttributeError:
+                return None
+    try:
+        attrs = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        return None
+    return attrs.get(name) if type(attrs) is dict else None
+
+
+def _handle_request_code() -> object:
+    if not _handle_request:
+        handler = vars(sys.modules[_AIOHTTP]).get("RequestHandler")
+        function = _TYPE_DICT(handler).get("_handle_request") if type(handler) is type else None
+        _handle_request.append(getattr(function, "__code__", None))
+    return _handle_request[0]
+
+
+def _aiohttp_route(task: Any) -> str | None:
+    """``"GET /item/{key}"`` for a task running aiohttp's handling of one request, once
+    the request is routed; ``None`` for any other task."""
+    get_coro = getattr(type(task), "get_coro", None)
+    coro = get_coro(task) if get_coro is not None else None
+    if type(coro) is not CoroutineType or coro.cr_code is not _handle_request_code():
+        return None
+    frame = coro.cr_frame
+    if frame is None:
+        return None
+    request = local_value(frame, "request")
+    method = _plain_attr(request, "_method")
+    route = _plain_attr(_plain_attr(request, "_match_info"), "_route")
+    resource = _plain_attr(route, "_resource")
+    path = _plain_attr(resource, "_orig_path") or _plain_attr(resource, "_path")
+    if type(method) is not str or type(path) is not str:
+        return None
+    return f"{method[:16]} {path[:200]}"
