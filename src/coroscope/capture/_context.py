@@ -10,6 +10,7 @@ its items are read as they are, and OpenTelemetry's span context is a tuple read
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable
 from contextvars import Context
@@ -27,6 +28,7 @@ _OTEL = "opentelemetry.context"
 _OTEL_VAR = "current_context"  # opentelemetry.context.contextvars_context's variable
 _OTEL_SPAN_KEY = "current-span"  # the start of its key of the current span
 _AIOHTTP = "aiohttp.web_protocol"
+_TASK_BASES: tuple[Any, ...] = (asyncio.Task, asyncio.tasks._PyTask)  # type: ignore[attr-defined]
 MAX_VARS = 256  # context variables looked at per context
 _TYPE_DICT = type.__dict__["__dict__"].__get__
 _handle_request: list[object] = []  # aiohttp's per-request coroutine code, once found
@@ -42,18 +44,25 @@ class ContextReader:
         self.render = render  # None when locals are off: then no bound values either
 
     def fields(self, task: Any) -> dict[str, Any] | None:
-        """``{"context": {...}, "trace_id": ..., "span_id": ...}`` as far as known, or
-        ``None`` when nothing is bound (the common case costs two dict lookups)."""
+        """``{"route": ..., "context": {...}, "trace_id": ..., "span_id": ...}`` as far as
+        known, or ``None`` when nothing is bound (the common case costs three dict lookups).
+        Never raises: what cannot be read is left out."""
+        try:
+            return self._fields(task)
+        except Exception:
+            return None
+
+    def _fields(self, task: Any) -> dict[str, Any] | None:
         modules = sys.modules
         structlog = self.render is not None and _STRUCTLOG in modules
         otel = _OTEL in modules
         route = _aiohttp_route(task) if _AIOHTTP in modules else None
         if not (structlog or otel):
             return {S.ROUTE: route} if route is not None else None
-        get_context = getattr(type(task), "get_context", None)
-        if get_context is None:
+        base = _task_base(task)
+        if base is None:
             return None
-        ctx = get_context(task)
+        ctx: object = base.get_context(task)  # asyncio's own method, even on a subclass
         if type(ctx) is not Context:
             return None
         bound: dict[str, object] = {}
@@ -102,6 +111,16 @@ def _span_ids(span: object) -> tuple[str, str] | None:
     return f"{trace_id:032x}", f"{span_id:016x}"
 
 
+def _task_base(task: object) -> Any:
+    """asyncio's task class that ``task`` is an instance of (its methods are asyncio's own
+    even if a subclass overrides them), or ``None``."""
+    mro = type(task).__mro__
+    for base in _TASK_BASES:
+        if base in mro:
+            return base
+    return None
+
+
 def _plain_attr(obj: object, name: str) -> object:
     """An attribute stored on ``obj`` itself (a slot or its instance dict), read without
     running a property or ``__getattr__``; ``None`` if there is none."""
@@ -130,8 +149,8 @@ def _handle_request_code() -> object:
 def _aiohttp_route(task: Any) -> str | None:
     """``"GET /item/{key}"`` for a task running aiohttp's handling of one request, once
     the request is routed; ``None`` for any other task."""
-    get_coro = getattr(type(task), "get_coro", None)
-    coro = get_coro(task) if get_coro is not None else None
+    base = _task_base(task)
+    coro = base.get_coro(task) if base is not None else None
     if type(coro) is not CoroutineType or coro.cr_code is not _handle_request_code():
         return None
     frame = coro.cr_frame
