@@ -27,6 +27,7 @@ DROPPED: Final = "dropped"  # records lost, with their count and reason
 LOOP_BLOCKED: Final = "loop.blocked"  # the watchdog found a loop blocked (while it is)
 LOOP_UNBLOCKED: Final = "loop.unblocked"  # ... and the block ended
 TASK_STUCK: Final = "task.stuck"  # a task suspended for at least COROSCOPE_STUCK_S
+DEADLOCK: Final = "deadlock"  # tasks waiting in a cycle for asyncio locks they hold
 TASK_DONE: Final = "task.done"  # a task ended
 SNAPSHOT: Final = "snapshot"  # one task of a snapshot
 SNAPSHOT_SUMMARY: Final = "snapshot.summary"  # the end of one loop's snapshot
@@ -122,6 +123,11 @@ CONTEXT: Final = "context"  # values bound with structlog's bind_contextvars, re
 TRACE_ID: Final = "trace_id"  # OpenTelemetry's current trace id (32 hex digits)
 SPAN_ID: Final = "span_id"  # OpenTelemetry's current span id (16 hex digits)
 ROUTE: Final = "route"  # the route an aiohttp request task serves: "GET /item/{key}"
+HOLDS: Final = "holds"  # the asyncio locks a task's active async with blocks hold
+WAITS_FOR: Final = "waits_for"  # the asyncio lock a task is blocked acquiring
+LOCKS: Final = "locks"  # deadlock: the locks of the cycle
+STOOD_S: Final = "stood_s"  # deadlock: how long every task of the cycle has waited, at least
+WAITING_S: Final = "waiting_s"  # deadlock: how long this task has waited (null if not known)
 
 # -- coroutine.never_awaited -----------------------------------------------------------
 

@@ -731,3 +731,28 @@ class TestStuckTasks:
         text = render_text(result)
         assert "Stuck tasks: 2 (longest wait first)" in text
         assert "fetcher #1" in text.split("Stuck tasks")[1]
+
+
+class TestDeadlocks:
+    """Deadlocks come first in the report, with their tasks, locks and how long they stood."""
+
+    def test_deadlocks_first(self) -> None:
+        log = _Log()
+        log.suspend(0, A, S1, 1.0)
+        lock = {"type": "Lock", "id": 7, "state": "<Lock locked waiters=1>"}
+        members = [
+            {"task": A, "frames": _frames(*S1), "waits_for": lock, "holds": [], "waiting_s": 2.0},
+            {"task": B, "frames": _frames(*S2), "waits_for": lock, "holds": [], "waiting_s": 1.5},
+        ]
+        log.record("deadlock", 100, tasks=members, locks=[lock, lock], stood_s=1.5)
+        builder = ReportBuilder()
+        for line in log.lines:
+            builder.feed(orjson.loads(line))
+        result = builder.result()
+        (deadlock,) = result["deadlocks"]
+        assert deadlock["tasks"] == ["fetcher", "poller"] and deadlock["stood_s"] == 1.5
+        text = render_text(result)
+        assert "DEADLOCKS: 1" in text
+        assert text.index("DEADLOCKS") < text.index("tasks:")
+        assert "fetcher, poller" in text
+        assert "deadlock" not in result["unknown_events"]

@@ -167,7 +167,18 @@ class EventBuilder:
         _, seq, t_ns, thread_id, name, level, fields = record
         event = self.common(name, level, seq, t_ns, thread_id)
         for key, value in fields.items():
-            event[key] = self.frames(value) if type(value) is Frames else value
+            if type(value) is Frames:
+                event[key] = self.frames(value)
+            elif type(value) is list and value and type(value[0]) is dict:
+                # One level down (a deadlock's tasks): chains inside a list of dicts.
+                event[key] = [
+                    {k: self.frames(v) if type(v) is Frames else v for k, v in item.items()}
+                    if type(item) is dict
+                    else item
+                    for item in value
+                ]
+            else:
+                event[key] = value
         return event
 
     def dropped(self, seq: int, count: int, reason: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from .._warn import warn
 from ..capture import Capture, describe_awaitable, is_task, local_value
 from ..capture._awaitables import is_asyncio_future_type
 from ..capture._waits import wait_kind
+from ._locks import LockGraph, describe_lock, held_locks, lock_waited_for
 from ._loops import LoopRegistry
 
 __all__ = ["Inspector"]
@@ -80,6 +81,7 @@ class Inspector:
         self._emit_event = emit_event
         self._stuck_ns = int(stuck_s * 1e9)
         self._waits: weakref.WeakKeyDictionary[Any, _Wait] = weakref.WeakKeyDictionary()
+        self._deadlocks: set[frozenset[int]] = set()  # cycles reported and still standing
         self._ignore = _matcher(stuck_ignore)
         self._other_ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._snapshots = itertools.count(1)
@@ -120,7 +122,8 @@ class Inspector:
             now = time.perf_counter_ns()
             current = asyncio.current_task(loop)
             waits = self._waits
-            for task in asyncio.all_tasks(loop):
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
                 if task is current:
                     continue
                 waiter = getattr(task, "_fut_waiter", None)
@@ -139,8 +142,60 @@ class Inspector:
                 fields = self._task_fields(task)
                 fields[S.SUSPENDED_S] = round(suspended_ns / 1e9, 3)
                 self._emit_event(S.TASK_STUCK, S.WARNING, fields)
+            self._report_deadlocks(tasks, current, now, None)
         except Exception:
             self.errors += 1
+
+    # -- deadlocks ----------------------------------------------------------------------
+
+    def _report_deadlocks(
+        self, tasks: Any, current: Any, now: int, snapshot_id: int | None
+    ) -> None:
+        """One ``deadlock`` record per cycle of tasks waiting for locks the next one holds;
+        the stuck-task scans report a cycle once, a snapshot every cycle it finds."""
+        suspended = [t for t in tasks if t is not current and not t.done()]
+        if not any(
+            lock_waited_for(t.get_coro(), getattr(t, "_fut_waiter", None)) is not None
+            for t in suspended
+        ):
+            self._deadlocks.clear()
+            return
+        graph = LockGraph()
+        for task in suspended:
+            graph.add(task, task.get_coro(), getattr(task, "_fut_waiter", None))
+        standing: set[frozenset[int]] = set()
+        for cycle in graph.cycles():
+            key = frozenset(id(t) for t in cycle)
+            standing.add(key)
+            if snapshot_id is None and key in self._deadlocks:
+                continue
+            members = []
+            waited = []
+            for task in cycle:
+                waiting_s = self._waiting_s(task, now)
+                if waiting_s is not None:
+                    waited.append(waiting_s)
+                fields = self._task_fields(task)
+                fields.pop(S.AWAITING, None)
+                fields[S.WAITING_S] = waiting_s
+                members.append(fields)
+            record: dict[str, Any] = {
+                S.TASKS: members,
+                S.LOCKS: [describe_lock(graph.waits[t]) for t in cycle],
+                S.STOOD_S: min(waited) if waited else None,
+            }
+            if snapshot_id is not None:
+                record[S.SNAPSHOT_ID] = snapshot_id
+            self._emit_event(S.DEADLOCK, S.WARNING, record)
+        if snapshot_id is None:
+            self._deadlocks = standing
+
+    def _waiting_s(self, task: Any, now: int) -> float | None:
+        state = self._capture.tasks.of_task(task)
+        if state is not None and state.suspended_ns >= 0 and not state.running:
+            return round((now - state.suspended_ns) / 1e9, 3)
+        wait = self._waits.get(task)
+        return round((now - wait.since_ns) / 1e9, 3) if wait is not None else None
 
     def _wait_of(self, task: Any, waiter: object, now: int) -> _Wait | None:
         """The current wait of a suspended ``task``; ``None`` if it is running."""
@@ -220,17 +275,22 @@ class Inspector:
                 S.INFO,
                 {S.SNAPSHOT_ID: snapshot_id, S.TASKS: len(tasks), S.BY_STATE: by_state},
             )
+            self._report_deadlocks(tasks, current, time.perf_counter_ns(), snapshot_id)
         except Exception:
             self.errors += 1
 
     def _task_fields(self, task: Any) -> dict[str, Any]:
         waiter = task._fut_waiter
         frames = self._chain.suspended(task.get_coro(), waiter)
-        fields = {
+        fields: dict[str, Any] = {
             S.TASK: self.task_of(task),
             S.FRAMES: Frames(frames),
             S.AWAITING: {S.TYPE: type(waiter).__qualname__, S.REPR: describe_awaitable(waiter)},
         }
+        coro = task.get_coro()
+        fields[S.HOLDS] = [describe_lock(lock) for lock in held_locks(coro)]
+        lock = lock_waited_for(coro, waiter)
+        fields[S.WAITS_FOR] = describe_lock(lock) if lock is not None else None
         context = self._capture.context.fields(task)
         if context is not None:
             fields.update(context)

@@ -107,6 +107,7 @@ class ReportBuilder:
         self.slow_steps = 0
         self.stuck = 0
         self._stuck: dict[tuple[object, object], dict[str, Any]] = {}
+        self._deadlocks: list[dict[str, Any]] = []
         self._handlers: dict[str, Callable[[dict[str, Any], object, str | None], None]] = {
             S.SUSPEND: self._on_suspend,
             S.RESUME: self._on_resume,
@@ -116,6 +117,7 @@ class ReportBuilder:
             S.LOOP_UNBLOCKED: self._on_unblocked,
             S.TASK_DONE: self._on_task_done,
             S.TASK_STUCK: self._on_stuck,
+            S.DEADLOCK: self._on_deadlock,
         }
 
     # -- consuming ------------------------------------------------------------------------
@@ -402,6 +404,33 @@ class ReportBuilder:
             last_reported=ts,
         )
 
+    def _on_deadlock(self, rec: dict[str, Any], pid: object, ts: str | None) -> None:
+        if len(self._deadlocks) >= _TOP_STUCK:
+            return
+        members = rec.get(S.TASKS)
+        members = members if type(members) is list else []
+        locks = rec.get(S.LOCKS)
+        names = []
+        for m in members:
+            task = m.get(S.TASK) if type(m) is dict else None
+            names.append(str(task.get(S.NAME)) if type(task) is dict else "?")
+        first = members[0] if members and type(members[0]) is dict else {}
+        self._deadlocks.append(
+            {
+                "pid": pid,
+                "timestamp": ts,
+                "tasks": names,
+                "locks": [
+                    str(lock.get(S.STATE) or lock.get(S.TYPE))
+                    for lock in (locks if type(locks) is list else [])
+                    if type(lock) is dict
+                ],
+                "stood_s": number(rec.get(S.STOOD_S)),
+                "where": frame_location(first.get(S.FRAMES), innermost=self.innermost),
+                "snapshot": rec.get(S.SNAPSHOT_ID) is not None,
+            }
+        )
+
     # -- results --------------------------------------------------------------------------
 
     def result(self, stats: ReadStats | None = None, files: Sequence[str] = ()) -> dict[str, Any]:
@@ -514,6 +543,7 @@ class ReportBuilder:
             },
             "alerts": {"slow_step": self.slow_steps, "stuck": self.stuck},
             "stuck": sorted(self._stuck.values(), key=lambda t: -t["suspended_s"])[:_TOP_STUCK],
+            "deadlocks": self._deadlocks,
         }
 
 

@@ -90,6 +90,27 @@ def render_text(result: dict[str, Any]) -> str:
         seconds = span["seconds"]
         length = f" ({seconds:,.3f} s)" if seconds is not None else ""
         lines.append(f"  time: {span['first']} .. {span['last']}{length}")
+    deadlocks = result.get("deadlocks") or []
+    if deadlocks:  # first: nothing else in the report matters as much
+        lines.append("")
+        lines.append(f"DEADLOCKS: {len(deadlocks):,} (tasks waiting in a cycle for locks)")
+        rows = [
+            [
+                f"{d['stood_s']:,.1f}" if d["stood_s"] is not None else "-",
+                str(d["pid"]),
+                ", ".join(d["tasks"]),
+                ", ".join(d["locks"]),
+                when(d["timestamp"]),
+                _elide(d["where"], 50),
+            ]
+            for d in deadlocks
+        ]
+        lines.extend(
+            _table(
+                ["stood s", "pid", "tasks", "locks", "detected", "first waits at"], rows, "rrllll"
+            )
+        )
+        lines.append("")
     tasks = result["tasks"]
     waits, steps = result["waits"], result["steps"]
     lines.append(
