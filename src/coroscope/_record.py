@@ -26,13 +26,15 @@ that a value of type :class:`Frames` is a chain the writer renders like a switch
 
 ``frames`` is a tuple of frame records, root first::
 
-    (place, locals, awaits)
+    (place, locals, awaits, held)
 
 A *place* ``(code, lasti, line)`` is where a frame stands: a code object and an
 instruction offset, with the offset's source line.  The capture makes one tuple per
 distinct place and shares it between records, so the writer renders each place (name,
 file, line, offset and enclosing blocks) once.  ``locals`` is a dict of rendered values
-or ``None`` when locals are off; ``awaits`` a ``(type, name)`` pair or ``None``.
+or ``None`` when locals are off; ``awaits`` a ``(type, name)`` pair or ``None``; ``held``
+what the frame's blocks hold, ``(kind, rendered value)`` in stack order with the exception
+being handled last (kind ``except``), or ``None`` (locals off, nothing held, or unknown).
 """
 
 from __future__ import annotations
@@ -97,7 +99,12 @@ EVENT_LEVEL: Final = 5
 EVENT_FIELDS: Final = 6
 
 Place = tuple[CodeType, int, int]
-FrameRecord = tuple[Place, "dict[str, Any] | None", "tuple[str, str | None] | None"]
+FrameRecord = tuple[
+    Place,
+    "dict[str, Any] | None",
+    "tuple[str, str | None] | None",
+    "tuple[tuple[str, Any], ...] | None",
+]
 SwitchRecord = tuple[
     int,
     int,

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from .._record import FrameRecord, Place
 from ._awaitables import OPAQUE_LINKS, awaited_value, awaits, opaque_target
 from ._places import Places
+from ._stack import EXCEPT, block_items, link_of
 
 __all__ = ["MAX_DEPTH", "ChainCapture", "LocalsSource", "local_value"]
 
@@ -59,8 +60,10 @@ def local_value(frame: FrameType, name: str) -> object:
     return value
 
 
-# A frame of a chain before its locals are rendered: (place, frame, awaits).
-_Pending = tuple[Place, FrameType, "tuple[str, str | None] | None"]
+# A frame of a chain before its locals are rendered: (place, frame, awaits, owner), the
+# owner being the suspended coroutine (or generator) whose stack the frame's blocks are read
+# from, or None.
+_Pending = tuple[Place, FrameType, "tuple[str, str | None] | None", object]
 
 _FLAG_KINDS = (
     (CO_COROUTINE, "coroutine"),
@@ -110,7 +113,7 @@ class ChainCapture:
         pending: list[_Pending] = []
         place = self.places.here(root_frame.f_code, root_frame)
         if place is not None:
-            pending.append((place, root_frame, awaits(link, value)))
+            pending.append((place, root_frame, awaits(link, value), None))
         return self._finish(self._walk(link, value, pending))
 
     def thrown(
@@ -136,7 +139,7 @@ class ChainCapture:
             place = self.places.here(here.f_code, here)
             if place is not None:
                 waits = _awaits_frame(below.f_code) if below is not None else awaited_value(value)
-                pending.append((place, here, waits))
+                pending.append((place, here, waits, None))
             below = here
         pending.reverse()
         return self._finish(pending)
@@ -146,30 +149,43 @@ class ChainCapture:
         place = self.places.here(frame.f_code, frame)
         if place is None:
             return None
-        return self._finish([(place, frame, None)])[0]
+        return self._finish([(place, frame, None, None)])[0]
 
     # -- the work ------------------------------------------------------------------------
 
     def _finish(self, pending: list[_Pending]) -> tuple[FrameRecord, ...]:
-        """Add the locals: one budget per record, spent root frame first."""
+        """Add the locals and the blocks' contents: one budget per record, spent root frame
+        first."""
         renderer = self.renderer
         if renderer is None:
-            return tuple([(place, None, waits) for place, _, waits in pending])
+            return tuple([(place, None, waits, None) for place, _, waits, _ in pending])
         render = renderer.render_locals
         budget = renderer.new_budget()
-        if not _FRAME_CACHES_LOCALS:
-            return tuple(
-                [(place, render(frame.f_locals, budget), waits) for place, frame, waits in pending]
-            )
         out = []
-        for place, frame, waits in pending:
+        for place, frame, waits, owner in pending:
             f_locals = frame.f_locals
-            out.append((place, render(f_locals, budget), waits))
+            rendered = render(f_locals, budget)
+            held = self._held(owner, frame, f_locals, budget) if owner is not None else None
+            out.append((place, rendered, waits, held))
             # See local_value(): the frame, this name and getrefcount's argument.
-            if type(f_locals) is dict and sys.getrefcount(f_locals) <= 3:
+            if _FRAME_CACHES_LOCALS and type(f_locals) is dict and sys.getrefcount(f_locals) <= 3:
                 f_locals.clear()
             del f_locals
         return tuple(out)
+
+    def _held(
+        self, owner: object, frame: FrameType, f_locals: Mapping[str, object], budget: Any
+    ) -> tuple[tuple[str, Any], ...] | None:
+        """What the frame's blocks hold, rendered like locals: ``(kind, value)`` in stack
+        order, the exception being handled last (kind ``except``); ``None`` if nothing."""
+        locals_ids = {id(v) for v in f_locals.values()}
+        items, handled = block_items(owner, frame.f_code, locals_ids, link_of(owner))
+        if handled is not None:
+            items.append((EXCEPT, handled))
+        if not items:
+            return None
+        render = self.renderer.render_locals  # type: ignore[union-attr]
+        return tuple((kind, render({"_": value}, budget).get("_")) for kind, value in items)
 
     def _walk(self, obj: Any, value: object, pending: list[_Pending]) -> list[_Pending]:
         here = self.places.here
@@ -197,6 +213,6 @@ class ChainCapture:
                 break
             place = here(frame.f_code, frame)
             if place is not None:
-                append((place, frame, awaits(link, value)))
+                append((place, frame, awaits(link, value), obj))
             obj = link
         return pending

@@ -91,14 +91,17 @@ class EventBuilder:
     def frames(self, frames: tuple[FrameRecord, ...]) -> list[dict[str, Any]]:
         """The JSON-ready list of a chain's frames."""
         place = self.place
-        return [
-            {
+        out = []
+        for where, local_values, awaits, held in frames:
+            frame = {
                 **place(where),
                 S.LOCALS: local_values,
                 S.AWAITS: {S.TYPE: awaits[0], S.NAME: awaits[1]} if awaits is not None else None,
             }
-            for where, local_values, awaits in frames
-        ]
+            if held is not None:
+                frame[S.BLOCKS] = attach_contents(frame[S.BLOCKS], held)
+            out.append(frame)
+        return out
 
     def location(self, place: Place | None) -> dict[str, Any] | None:
         """A place as ``{"function", "file", "line"}``."""
@@ -189,3 +192,32 @@ class EventBuilder:
         event[S.COUNT] = count
         event[S.REASON] = reason
         return event
+
+
+_STACK_KINDS = frozenset({"with", "async with", "for", "async for"})
+_EXCEPT_KINDS = frozenset({"except", "except*"})
+
+
+def attach_contents(
+    blocks: list[dict[str, Any]], held: tuple[tuple[str, Any], ...]
+) -> list[dict[str, Any]]:
+    """A frame's blocks (shared: copied here) with what each holds (``holds``).
+
+    The stack's block objects are matched to the source's ``with``/``for`` blocks by order
+    (both outermost first) and kind; if the kinds do not line up exactly (a block the source
+    analysis could not see, a temporary that looked like an iterator) no such block gets
+    contents, rather than a guess.  The exception being handled goes to the innermost
+    ``except`` block.
+    """
+    stacked = [(kind, value) for kind, value in held if kind != "except"]
+    handled = [value for kind, value in held if kind == "except"]
+    out = [dict(block) for block in blocks]
+    targets = [b for b in out if b[S.KIND] in _STACK_KINDS]
+    if [b[S.KIND] for b in targets] == [kind for kind, _ in stacked]:
+        for block, (_, value) in zip(targets, stacked, strict=True):
+            block[S.HOLDS] = value
+    if handled:
+        excepts = [b for b in out if b[S.KIND] in _EXCEPT_KINDS]
+        if excepts:
+            excepts[-1][S.HOLDS] = handled[-1]
+    return out

@@ -35,6 +35,7 @@ from ._text import (
 )
 
 __all__ = [
+    "BUILTIN_ITERATORS",
     "LIBRARY_TYPES",
     "CachedText",
     "Descriptions",
@@ -42,6 +43,22 @@ __all__ = [
     "ReprHandler",
     "TextHandler",
 ]
+
+#: Builtin iterators whose position can be read without running user code.
+_ITERATOR_SAMPLES: tuple[object, ...] = (
+    iter([]),
+    iter(()),
+    iter(range(0)),
+    iter(range(2**64, 2**64 + 1)),
+    iter({}),
+    iter({}.values()),
+    iter({}.items()),
+    iter(set()),
+    iter(""),
+    iter(b""),
+    reversed([]),
+)
+BUILTIN_ITERATORS: Final[frozenset[type]] = frozenset(type(it) for it in _ITERATOR_SAMPLES)
 
 #: Request objects of common servers, described from their instance dict's plain values
 #: (never their properties or methods): (module, qualified name) -> Descriptions method.
@@ -291,6 +308,35 @@ class Descriptions:
         method_text = method[:16] if type(method) is str else "?"
         path_text = path.partition("?")[0][:max_str] if type(path) is str else "?"
         return f"<{what} {method_text} {path_text}>"
+
+    # -- builtin iterators: how far a `for` loop got ----------------------------------------
+
+    @staticmethod
+    def iterator(v: Any) -> str:
+        """``<list_iterator index=3 remaining=7>``: from the iterator's own C methods
+        (``__reduce__`` gives its position, ``__length_hint__`` what is left), which run no
+        user code for these builtin types."""
+        parts = [TYPE_QUALNAME(type(v))]
+        cls: Any = type(v)
+        reduced = cls.__reduce__(v)
+        if type(reduced) is tuple and len(reduced) == 3 and type(reduced[2]) is int:
+            parts.append(f"index={reduced[2]}")
+        hint = cls.__length_hint__(v)
+        if type(hint) is int:
+            parts.append(f"remaining={hint}")
+        return f"<{' '.join(parts)}>"
+
+    def enumerate(self, v: Any) -> str:
+        """``<enumerate count=2 of <list_iterator index=2 remaining=1>>``."""
+        reduced = enumerate.__reduce__(v)
+        args = reduced[1] if type(reduced) is tuple and len(reduced) >= 2 else ()
+        count = args[1] if type(args) is tuple and len(args) == 2 else None
+        inner = args[0] if type(args) is tuple and args else None
+        inner_text = (
+            self.iterator(inner) if type(inner) in BUILTIN_ITERATORS else type_name(type(inner))
+        )
+        count_text = f"count={count} " if type(count) is int else ""
+        return f"<enumerate {count_text}of {inner_text}>"
 
     # -- numbers, ranges, buffers ------------------------------------------------------------
 

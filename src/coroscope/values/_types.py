@@ -28,6 +28,7 @@ from ._containers import MappingHandler, SequenceHandler
 from ._core import Handler, ValueRenderer
 from ._fields import FieldsHandler, enum_handler
 from ._known import (
+    BUILTIN_ITERATORS,
     LIBRARY_TYPES,
     CachedText,
     Descriptions,
@@ -232,6 +233,9 @@ class TypeTable:
             add(base, self._via_base(dict))
         add(complex, text(repr, safe=True))
         add(range, text(known.range, safe=True))
+        for iterator in BUILTIN_ITERATORS:
+            add(iterator, text(known.iterator, safe=True))
+        add(enumerate, text(known.enumerate, safe=True))
         add(slice, text(known.slice, safe=True))
         add(bytearray, text(known.bytearray, safe=False))
         add(memoryview, text(known.memoryview, safe=False))
