@@ -123,7 +123,9 @@ CONTEXT: Final = "context"  # values bound with structlog's bind_contextvars, re
 TRACE_ID: Final = "trace_id"  # OpenTelemetry's current trace id (32 hex digits)
 SPAN_ID: Final = "span_id"  # OpenTelemetry's current span id (16 hex digits)
 ROUTE: Final = "route"  # the route an aiohttp request task serves: "GET /item/{key}"
-HOLDS: Final = "holds"  # the asyncio locks a task's active async with blocks hold
+# A task's asyncio locks held by its active async with blocks; in a frame's blocks: what the
+# block holds (the for loop's iterator, the with's manager, the except's exception).
+HOLDS: Final = "holds"
 WAITS_FOR: Final = "waits_for"  # the asyncio lock a task is blocked acquiring
 LOCKS: Final = "locks"  # deadlock: the locks of the cycle
 STOOD_S: Final = "stood_s"  # deadlock: how long every task of the cycle has waited, at least
