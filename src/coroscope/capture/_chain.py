@@ -60,6 +60,8 @@ def local_value(frame: FrameType, name: str) -> object:
     return value
 
 
+_MAX_EMPTY = 65_536  # places remembered as holding nothing for their blocks
+
 # A frame of a chain before its locals are rendered: (place, frame, awaits, owner), the
 # owner being the suspended coroutine (or generator) whose stack the frame's blocks are read
 # from, or None.
@@ -90,11 +92,13 @@ class ChainCapture:
     internals further in).
     """
 
-    __slots__ = ("places", "renderer")
+    __slots__ = ("_empty", "places", "renderer")
 
     def __init__(self, renderer: LocalsSource | None, places: Places) -> None:
         self.renderer = renderer
         self.places = places
+        #: Places whose frames hold nothing for their blocks (kept: their ids are keys).
+        self._empty: dict[int, Place] = {}
 
     # -- the ways into a chain -----------------------------------------------------------
 
@@ -161,11 +165,18 @@ class ChainCapture:
             return tuple([(place, None, waits, None) for place, _, waits, _ in pending])
         render = renderer.render_locals
         budget = renderer.new_budget()
+        empty = self._empty
         out = []
         for place, frame, waits, owner in pending:
             f_locals = frame.f_locals
             rendered = render(f_locals, budget)
-            held = self._held(owner, frame, f_locals, budget) if owner is not None else None
+            held = None
+            if owner is not None and id(place) not in empty:
+                held = self._held(owner, frame, f_locals, budget)
+                if held is None:  # the blocks active at an offset never change
+                    if len(empty) >= _MAX_EMPTY:
+                        empty.clear()
+                    empty[id(place)] = place
             out.append((place, rendered, waits, held))
             # See local_value(): the frame, this name and getrefcount's argument.
             if _FRAME_CACHES_LOCALS and type(f_locals) is dict and sys.getrefcount(f_locals) <= 3:
@@ -185,7 +196,8 @@ class ChainCapture:
         if not items:
             return None
         render = self.renderer.render_locals  # type: ignore[union-attr]
-        return tuple((kind, render({"_": value}, budget).get("_")) for kind, value in items)
+        rendered = render({str(i): value for i, (_, value) in enumerate(items)}, budget)
+        return tuple((kind, rendered.get(str(i))) for i, (kind, _) in enumerate(items))
 
     def _walk(self, obj: Any, value: object, pending: list[_Pending]) -> list[_Pending]:
         here = self.places.here

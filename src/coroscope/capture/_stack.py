@@ -30,8 +30,32 @@ _TYPE_DICT = type.__dict__["__dict__"].__get__
 _TYPE_MRO = type.__dict__["__mro__"].__get__
 
 
-def _has(cls: type, name: str) -> bool:
-    return any(name in _TYPE_DICT(base) for base in _TYPE_MRO(cls) if base is not object)
+_MAX_TYPES = 4096
+_kinds: dict[type, str | None] = {types.MethodType: None}  # type -> "for", "async for", None
+
+
+def _kind_of(cls: type) -> str | None:
+    """``"async for"`` for an async iterator type, ``"for"`` for an iterator type (read from
+    the types' own dicts: no attribute lookup that user code could answer), else ``None``."""
+    try:
+        return _kinds[cls]
+    except KeyError:
+        pass
+    kind = None
+    for base in _TYPE_MRO(cls):
+        if base is object:
+            continue
+        attrs = _TYPE_DICT(base)
+        if "__anext__" in attrs:
+            kind = "async for"
+            break
+        if "__next__" in attrs:
+            kind = "for"
+            break
+    if len(_kinds) >= _MAX_TYPES:
+        _kinds.clear()
+    _kinds[cls] = kind
+    return kind
 
 
 def block_items(
@@ -53,15 +77,16 @@ def block_items(
             continue
         cls = type(ref)
         if cls is _MethodType:
-            name = getattr(ref.__func__, "__name__", None)
+            func = ref.__func__
+            name = func.__name__ if type(func) is types.FunctionType else None
             if name == "__exit__":
                 items.append(("with", ref.__self__))
             elif name == "__aexit__":
                 items.append(("async with", ref.__self__))
-        elif _has(cls, "__anext__"):
-            items.append(("async for", ref))
-        elif _has(cls, "__next__"):
-            items.append(("for", ref))
+            continue
+        kind = _kind_of(cls)
+        if kind is not None:
+            items.append((kind, ref))
     handled = None
     last = refs[-1] if len(refs) > start else None
     if last is not None and last is not link and BaseException in _TYPE_MRO(type(last)):

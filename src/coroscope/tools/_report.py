@@ -29,6 +29,7 @@ from typing import Any
 from .. import _schema as S
 from ._logread import ReadStats
 from ._places import frame_location, place_text, timestamp_us
+from ._report_alerts import Alerts
 from ._report_items import SITE_ORDERS, TASK_ORDERS, Site, TaskStats, number, rounded
 from ._stats import EXACT_LIMIT, RELATIVE_ERROR, QuantileSketch, SeqTracker
 
@@ -37,10 +38,6 @@ __all__ = ["ReportBuilder"]
 _MAX_EVENT_NAMES = 256
 _MAX_AWAITING_TYPES = 8
 _OTHER = "<other>"
-
-
-_MAX_STUCK = 65_536  # stuck tasks remembered
-_TOP_STUCK = 20  # stuck tasks shown, longest wait first
 
 
 def _stack_location(stack: object, innermost: bool) -> str:
@@ -105,9 +102,7 @@ class ReportBuilder:
         self.dropped: dict[str, int] = {}
         self.seqs: dict[object, SeqTracker] = {}
         self.slow_steps = 0
-        self.stuck = 0
-        self._stuck: dict[tuple[object, object], dict[str, Any]] = {}
-        self._deadlocks: list[dict[str, Any]] = []
+        self.alerts = Alerts(innermost)
         self._handlers: dict[str, Callable[[dict[str, Any], object, str | None], None]] = {
             S.SUSPEND: self._on_suspend,
             S.RESUME: self._on_resume,
@@ -116,8 +111,8 @@ class ReportBuilder:
             S.LOOP_BLOCKED: self._on_blocked,
             S.LOOP_UNBLOCKED: self._on_unblocked,
             S.TASK_DONE: self._on_task_done,
-            S.TASK_STUCK: self._on_stuck,
-            S.DEADLOCK: self._on_deadlock,
+            S.TASK_STUCK: self.alerts.on_stuck,
+            S.DEADLOCK: self.alerts.on_deadlock,
         }
 
     # -- consuming ------------------------------------------------------------------------
@@ -376,61 +371,6 @@ class ReportBuilder:
         self.tasks.pop((st.pid, st.id), None)
         self._retire(st)
 
-    def _on_stuck(self, rec: dict[str, Any], pid: object, ts: str | None) -> None:
-        self.stuck += 1
-        task = rec.get(S.TASK)
-        task_id = task.get(S.ID) if type(task) is dict else None
-        key = (pid, task_id)
-        suspended = number(rec.get(S.SUSPENDED_S)) or 0.0
-        known = self._stuck.get(key)
-        if known is None:
-            if len(self._stuck) >= _MAX_STUCK:
-                return
-            known = self._stuck[key] = {
-                "task": task.get(S.NAME) if type(task) is dict else None,
-                "task_id": task_id,
-                "pid": pid,
-                "reports": 0,
-                "first_reported": ts,
-            }
-        elif suspended < known["suspended_s"]:
-            return  # an older report of the same task (a new wait is reported afresh)
-        awaiting = rec.get(S.AWAITING)
-        known.update(
-            reports=known["reports"] + 1,
-            suspended_s=suspended,
-            where=frame_location(rec.get(S.FRAMES), innermost=True),
-            awaiting=awaiting.get(S.TYPE) if type(awaiting) is dict else None,
-            last_reported=ts,
-        )
-
-    def _on_deadlock(self, rec: dict[str, Any], pid: object, ts: str | None) -> None:
-        if len(self._deadlocks) >= _TOP_STUCK:
-            return
-        members = rec.get(S.TASKS)
-        members = members if type(members) is list else []
-        locks = rec.get(S.LOCKS)
-        names = []
-        for m in members:
-            task = m.get(S.TASK) if type(m) is dict else None
-            names.append(str(task.get(S.NAME)) if type(task) is dict else "?")
-        first = members[0] if members and type(members[0]) is dict else {}
-        self._deadlocks.append(
-            {
-                "pid": pid,
-                "timestamp": ts,
-                "tasks": names,
-                "locks": [
-                    str(lock.get(S.STATE) or lock.get(S.TYPE))
-                    for lock in (locks if type(locks) is list else [])
-                    if type(lock) is dict
-                ],
-                "stood_s": number(rec.get(S.STOOD_S)),
-                "where": frame_location(first.get(S.FRAMES), innermost=self.innermost),
-                "snapshot": rec.get(S.SNAPSHOT_ID) is not None,
-            }
-        )
-
     # -- results --------------------------------------------------------------------------
 
     def result(self, stats: ReadStats | None = None, files: Sequence[str] = ()) -> dict[str, Any]:
@@ -541,9 +481,9 @@ class ReportBuilder:
                 "missing_seq": sum(s["missing"] for s in seq),
                 "seq": seq,
             },
-            "alerts": {"slow_step": self.slow_steps, "stuck": self.stuck},
-            "stuck": sorted(self._stuck.values(), key=lambda t: -t["suspended_s"])[:_TOP_STUCK],
-            "deadlocks": self._deadlocks,
+            "alerts": {"slow_step": self.slow_steps, "stuck": self.alerts.stuck_reports},
+            "stuck": self.alerts.stuck(),
+            "deadlocks": self.alerts.deadlocks,
         }
 
 
