@@ -103,3 +103,8 @@ def joined(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             record.setdefault("awaiting", suspend["awaiting"])
         out.append(record)
     return out
+
+
+def shapes(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A frame's blocks as kind and line only (without what they hold)."""
+    return [{"kind": b["kind"], "line": b["line"]} for b in blocks]

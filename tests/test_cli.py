@@ -79,7 +79,9 @@ class TestRun:
             "import asyncio\n"
             "async def main():\n"
             "    await asyncio.sleep(0)\n"
-            "    await asyncio.sleep(0.05)\n"
+            "    fut = asyncio.get_running_loop().create_future()\n"
+            "    asyncio.get_running_loop().call_later(0.05, fut.set_result, None)\n"
+            "    await fut  # not a timer wait: slow by its length\n"
             "asyncio.run(main())\n"
         )
         log = tmp_path / "out.log"

@@ -15,7 +15,7 @@ import pytest
 
 import coroscope
 from coroscope.testing import capture_records
-from helpers import joined
+from helpers import joined, shapes
 
 HERE = __file__
 
@@ -158,7 +158,7 @@ class TestChains:
             assert inner["locals"]["middle_local"] == v * 10  # a free variable
             assert inner["locals"]["inner_local"] == f"outer-cell-{v * 10}"
             assert inner["line"] == _line_of(_outer_chain, "inner-await")
-            assert outer["blocks"] == [
+            assert shapes(outer["blocks"]) == [
                 {"kind": "for", "line": _line_of(_outer_chain, "for v in values")}
             ]
             assert outer["awaits"] == {"type": "coroutine", "name": "_outer_chain.<locals>.middle"}
@@ -221,7 +221,7 @@ class TestChains:
             assert agen["function"].endswith("ticks")
             assert agen["locals"]["i"] == i
             assert agen["locals"]["limit"] == 3
-            assert agen["blocks"] == [{"kind": "for", "line": agen["line"] - 1}]
+            assert shapes(agen["blocks"]) == [{"kind": "for", "line": agen["line"] - 1}]
             assert s["frames"][-1]["function"] == "sleep"
 
 
@@ -384,13 +384,16 @@ class TestBlocks:
             line("b-await-3"),
         ]
         outer = [{"kind": "for", "line": line("b-for")}, {"kind": "while", "line": line("b-while")}]
-        assert roots[0]["blocks"] == [
+        assert shapes(roots[0]["blocks"]) == [
             *outer,
             {"kind": "try", "line": line("b-try")},
             {"kind": "async with", "line": line("b-with")},
         ]
-        assert roots[1]["blocks"] == [*outer, {"kind": "except", "line": line("b-except")}]
-        assert roots[2]["blocks"] == [*outer, {"kind": "finally", "line": line("b-finally")}]
+        assert shapes(roots[1]["blocks"]) == [*outer, {"kind": "except", "line": line("b-except")}]
+        assert shapes(roots[2]["blocks"]) == [
+            *outer,
+            {"kind": "finally", "line": line("b-finally")},
+        ]
 
 
 class TestLocalsSetting:
