@@ -178,3 +178,28 @@ class TestHoldsAndWaits:
         (snap,) = [r for r in _events(records, "snapshot") if r["task"]["name"] == "nested"]
         assert [h["type"] for h in snap["holds"]] == ["Lock", "Semaphore"]
         assert snap["holds"][1]["state"] == "<Semaphore value=1 waiters=0>"
+
+
+def test_many_tasks_are_scanned_in_slices() -> None:
+    """With more tasks than one slice, the scan still reaches them all: the last task is
+    reported stuck and a deadlock among late tasks is found."""
+    from coroscope.diagnostics._snapshots import SCAN_SLICE
+
+    async def idle(fut: asyncio.Future[None]) -> None:
+        await fut
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        futs = [loop.create_future() for _ in range(2 * SCAN_SLICE + 10)]
+        tasks = [asyncio.create_task(idle(f), name=f"idle-{i}") for i, f in enumerate(futs)]
+        await _deadlock(2, 0.7)
+        for f in futs:
+            f.set_result(None)
+        await asyncio.gather(*tasks)
+
+    with capture_records(stuck_s=0.2, blocked_ms=0) as records:
+        asyncio.run(main())
+    stuck = {r["task"]["name"] for r in _events(records, "task.stuck")}
+    assert f"idle-{2 * SCAN_SLICE + 9}" in stuck and "idle-0" in stuck
+    (deadlock,) = _events(records, "deadlock")
+    assert sorted(m["task"]["name"] for m in deadlock["tasks"]) == ["t0", "t1"]

@@ -170,9 +170,21 @@ class LockGraph:
         return found
 
     def _closed(self, cycle: list[Any]) -> bool:
+        """Whether no task off the cycle can release a lock on it.  Only waiting tasks are
+        looked at, so a lock's holders are known in full only for a ``Lock`` or a
+        ``Condition`` (one holder) and a ``BoundedSemaphore`` (as many as its bound); a plain
+        ``Semaphore`` does not say how many permits it handed out, and a cycle through one is
+        not reported."""
         members = {id(t) for t in cycle}
         for task in cycle:
-            holders = self.holders.get(_identity(self.waits[task]), [])
+            lock = self.waits[task]
+            holders = self.holders.get(_identity(lock), [])
             if not holders or any(id(h) not in members for h in holders):
                 return False  # a holder off the cycle may still release it
+            if type(lock) is asyncio.Semaphore:
+                return False
+            if type(lock) is asyncio.BoundedSemaphore:
+                bound = vars(lock).get("_bound_value")
+                if type(bound) is not int or len(holders) < bound:
+                    return False
         return True

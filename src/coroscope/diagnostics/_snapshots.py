@@ -43,6 +43,7 @@ _WAIT_CODE = asyncio.tasks._wait.__code__  # type: ignore[attr-defined]
 
 
 _NEVER = 2**62
+SCAN_SLICE = 500  # tasks looked at per callback of a stuck-task scan
 
 
 class _Wait:
@@ -117,24 +118,39 @@ class Inspector:
         from its suspend; any other (``watch`` mode, a left-out or sampled-out task) from
         the first scan that found it waiting on the future it still waits on, so it is
         reported at most one scan late (scans run four times per threshold).
+
+        A loop with many tasks is scanned in slices of ``SCAN_SLICE`` tasks, each a callback
+        of its own, so that no scan holds the loop for long.
         """
+        try:
+            self._scan_slice(loop, list(asyncio.all_tasks(loop)), 0, [])
+        except Exception:
+            self.errors += 1
+
+    def _scan_slice(
+        self, loop: asyncio.AbstractEventLoop, tasks: list[Any], start: int, lock_waiters: list[Any]
+    ) -> None:
+        """Scan ``tasks[start:start + SCAN_SLICE]``, then schedule the next slice, or look
+        for deadlocks among the tasks found blocked acquiring a lock."""
         try:
             now = time.perf_counter_ns()
             current = asyncio.current_task(loop)
             waits = self._waits
-            tasks = asyncio.all_tasks(loop)
-            for task in tasks:
-                if task is current:
+            end = min(start + SCAN_SLICE, len(tasks))
+            for task in tasks[start:end]:
+                if task is current or task.done():
                     continue
                 waiter = getattr(task, "_fut_waiter", None)
                 wait = self._wait_of(task, waiter, now) if waiter is not None else None
                 if wait is None:
                     waits.pop(task, None)  # runnable, or running
                     continue
+                coro = task.get_coro()
+                if lock_waited_for(coro, waiter) is not None:
+                    lock_waiters.append(task)
                 suspended_ns = now - wait.since_ns
                 if suspended_ns < self._stuck_ns or suspended_ns < wait.next_report_ns:
                     continue
-                coro = task.get_coro()
                 if wait_kind(coro, waiter) is not None or self._ignored(coro):
                     wait.next_report_ns = _NEVER
                     continue
@@ -142,26 +158,26 @@ class Inspector:
                 fields = self._task_fields(task)
                 fields[S.SUSPENDED_S] = round(suspended_ns / 1e9, 3)
                 self._emit_event(S.TASK_STUCK, S.WARNING, fields)
-            self._report_deadlocks(tasks, current, now, None)
+            if end < len(tasks):
+                loop.call_soon(self._scan_slice, loop, tasks, end, lock_waiters)
+                return
+            self._report_deadlocks(lock_waiters, time.perf_counter_ns(), None)
         except Exception:
             self.errors += 1
 
     # -- deadlocks ----------------------------------------------------------------------
 
-    def _report_deadlocks(
-        self, tasks: Any, current: Any, now: int, snapshot_id: int | None
-    ) -> None:
-        """One ``deadlock`` record per cycle of tasks waiting for locks the next one holds;
-        the stuck-task scans report a cycle once, a snapshot every cycle it finds."""
-        suspended = [t for t in tasks if t is not current and not t.done()]
-        if not any(
-            lock_waited_for(t.get_coro(), getattr(t, "_fut_waiter", None)) is not None
-            for t in suspended
-        ):
+    def _report_deadlocks(self, waiting: list[Any], now: int, snapshot_id: int | None) -> None:
+        """One ``deadlock`` record per cycle among ``waiting`` (tasks blocked acquiring an
+        asyncio lock, each waiting for a lock the next one holds); the stuck-task scans report
+        a cycle once, a snapshot every cycle it finds.  Only tasks that wait can be on a
+        cycle, so only their holdings are read."""
+        waiting = [t for t in waiting if not t.done()]
+        if not waiting:
             self._deadlocks.clear()
             return
         graph = LockGraph()
-        for task in suspended:
+        for task in waiting:
             graph.add(task, task.get_coro(), getattr(task, "_fut_waiter", None))
         standing: set[frozenset[int]] = set()
         for cycle in graph.cycles():
@@ -275,7 +291,13 @@ class Inspector:
                 S.INFO,
                 {S.SNAPSHOT_ID: snapshot_id, S.TASKS: len(tasks), S.BY_STATE: by_state},
             )
-            self._report_deadlocks(tasks, current, time.perf_counter_ns(), snapshot_id)
+            waiting = [
+                t
+                for t in tasks
+                if t is not current
+                and lock_waited_for(t.get_coro(), getattr(t, "_fut_waiter", None)) is not None
+            ]
+            self._report_deadlocks(waiting, time.perf_counter_ns(), snapshot_id)
         except Exception:
             self.errors += 1
 
