@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import types
+from collections.abc import Iterator
 from typing import Any
 
 from ._awaitables import TASK_TYPES
 from ._chain import local_value
 
-__all__ = ["IDLE_KINDS", "TIMER", "timer_delay_ns", "wait_kind"]
+__all__ = ["IDLE_KINDS", "TIMER", "suspended_coroutines", "timer_delay_ns", "wait_kind"]
 
 MAX_LINKS = 64
 TIMER = "timer"
@@ -51,11 +52,12 @@ _GATHERING = asyncio.tasks._GatheringFuture  # type: ignore[attr-defined]
 IDLE_KINDS = frozenset({TIMER, *_IDLE.values()})
 
 
-def _coroutines(link: object) -> Any:
-    """The suspended coroutines of a chain, from ``link`` inwards (bounded)."""
+def suspended_coroutines(link: object) -> Iterator[Any]:
+    """The suspended coroutines of a chain, from ``link`` inwards (bounded; a running one
+    ends it: reading its ``cr_await`` is not safe)."""
     obj: Any = link
     for _ in range(MAX_LINKS):
-        if type(obj) is not _CoroutineType:
+        if type(obj) is not _CoroutineType or not obj.cr_suspended:
             return
         yield obj
         obj = obj.cr_await
@@ -64,7 +66,7 @@ def _coroutines(link: object) -> Any:
 def timer_delay_ns(link: object) -> int | None:
     """The delay, in ns, of the timer a chain waits on (from ``link``, a coroutine the task
     awaits, inwards); ``None`` if it waits on no timer."""
-    for coro in _coroutines(link):
+    for coro in suspended_coroutines(link):
         name = _TIMERS.get(coro.cr_code)
         frame = coro.cr_frame
         if name is not None and frame is not None:
@@ -80,7 +82,7 @@ def wait_kind(coro: object, waiter: object) -> str | None:
     and ``waiter`` the future it waits on."""
     if type(waiter) in TASK_TYPES or type(waiter) is _GATHERING:
         return "tasks"
-    for link in _coroutines(coro):
+    for link in suspended_coroutines(coro):
         code = link.cr_code
         if code in _TIMERS:
             if timer_delay_ns(link) is not None:

@@ -22,15 +22,14 @@ import asyncio
 import collections
 import gc
 import types
-from collections.abc import Iterable
 from typing import Any
 
 from .. import _schema as S
 from ..capture import local_value
+from ..capture._waits import suspended_coroutines
 
 __all__ = ["LOCK_TYPES", "LockGraph", "describe_lock", "held_locks", "lock_waited_for"]
 
-MAX_LINKS = 64
 MAX_CYCLE = 16  # tasks in one reported cycle, at most
 
 LOCK_TYPES: frozenset[type] = frozenset(
@@ -44,21 +43,12 @@ _MethodType = types.MethodType
 _CoroutineType = types.CoroutineType
 
 
-def _chain(coro: object) -> Iterable[Any]:
-    obj: Any = coro
-    for _ in range(MAX_LINKS):
-        if type(obj) is not _CoroutineType or not obj.cr_suspended:
-            return
-        yield obj
-        obj = obj.cr_await
-
-
 def held_locks(coro: object) -> list[Any]:
     """The asyncio locks a suspended task's active ``async with`` blocks hold, outermost
     first (one entry per block)."""
     held: list[Any] = []
     releasing: list[Any] = []  # conditions whose wait() has let their lock go
-    for link in _chain(coro):
+    for link in suspended_coroutines(coro):
         entering = None
         awaited = link.cr_await
         if type(awaited) is _CoroutineType and awaited.cr_code is _AENTER_CODE:
@@ -85,7 +75,7 @@ def held_locks(coro: object) -> list[Any]:
 
 def lock_waited_for(coro: object, waiter: object) -> Any:
     """The asyncio lock a suspended task is blocked acquiring, or ``None``."""
-    for link in _chain(coro):
+    for link in suspended_coroutines(coro):
         if link.cr_code in _ACQUIRE_CODES and link.cr_frame is not None:
             lock = local_value(link.cr_frame, "self")
             if type(lock) not in LOCK_TYPES:
