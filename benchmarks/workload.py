@@ -289,34 +289,12 @@ async def net_run(args: argparse.Namespace) -> dict[str, Any]:
     """Serve on loopback while ``netclient.py`` loads the server from another process."""
     server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
     port = server.sockets[0].getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COROSCOPE")}
-    env.pop("PYTHONASYNCIODEBUG", None)
-    proc = await asyncio.create_subprocess_exec(
-        args.client_python,
-        str(HERE / "netclient.py"),
-        "--port",
-        str(port),
-        "--connections",
-        str(args.connections),
-        "--warmup",
-        str(args.warmup),
-        "--duration",
-        str(args.duration),
-        stdout=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    cpu0 = time.process_time()
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), args.warmup + args.duration + 60)
+        result = await _load(args, port)
     finally:
-        if proc.returncode is None:
-            proc.kill()
         server.close()
-    cpu = time.process_time() - cpu0
-    if proc.returncode != 0:
-        raise RuntimeError(f"load client failed with exit code {proc.returncode}")
+    cpu = result.pop("cpu_s")
     await asyncio.sleep(0.01)  # let the handlers of closed connections count what they served
-    result: dict[str, Any] = json.loads(out)
     result["served"] = SERVED[0]
     result["cpu_us_per_request"] = cpu / SERVED[0] * 1e6 if SERVED[0] else float("nan")
     return result

@@ -55,7 +55,7 @@ from ._state import TaskState, TaskTable
 from ._tool import EVENTS, MonitoringTool
 from ._waits import timer_delay_ns
 
-__all__ = ["Capture", "Emit"]
+__all__ = ["Capture", "Emit", "task_rooted_at"]
 
 _DISABLE = sys.monitoring.DISABLE
 _AWAITER_FLAGS = CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
@@ -68,6 +68,21 @@ _clock = time.perf_counter_ns
 _get_ident = threading.get_ident
 
 Emit = Callable[[Record], object]
+
+
+def task_rooted_at(frame: FrameType) -> tuple[Any, Any, CoroutineType[Any, Any, Any]] | None:
+    """``(loop, task, coroutine)`` if ``frame`` is the root coroutine frame of the task
+    running on this thread's loop, else ``None``."""
+    loop = _get_running_loop()
+    if loop is None:
+        return None
+    task = _current_task(loop)
+    if task is None:
+        return None
+    coro = task.get_coro()
+    if type(coro) is not CoroutineType or coro.cr_frame is not frame:
+        return None
+    return loop, task, coro
 
 
 def _discard(record: Record) -> None:
@@ -295,15 +310,10 @@ class Capture:
                 if ops[lasti] == _SEND or ops[lasti - 2] == _SEND:
                     # Code of a left-out module is never a captured root: stop asking.
                     return None if self.places.allows(code, frame) else _DISABLE
-            loop = _get_running_loop()
-            if loop is None:
+            found = task_rooted_at(frame)
+            if found is None:
                 return None
-            task = _current_task(loop)
-            if task is None:
-                return None
-            coro = task.get_coro()
-            if type(coro) is not CoroutineType or coro.cr_frame is not frame:
-                return None
+            loop, task, coro = found
             if self.sample < 1.0 and self._random() >= self.sample:
                 return None
             if self._watch_root(code, frame):

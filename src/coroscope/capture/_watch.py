@@ -26,15 +26,13 @@ from typing import Any
 
 from .. import _schema as S
 from .._schema import WARNING
-from ._callbacks import Capture
+from ._callbacks import Capture, task_rooted_at
 from ._chain import local_value
 from ._tool import EVENTS
 
 __all__ = ["WatchCapture"]
 
 _getframe = sys._getframe
-_get_running_loop = asyncio.events._get_running_loop
-_current_task = asyncio.tasks.current_task
 _RUN_FOREVER = asyncio.base_events.BaseEventLoop.run_forever.__code__
 _RUNNER_INIT = asyncio.runners.Runner._lazy_init.__code__  # type: ignore[attr-defined]
 MAX_TRACEBACK = 256
@@ -103,15 +101,11 @@ class WatchCapture(Capture):
         if not code.co_flags & CO_COROUTINE or isinstance(exc, (CancelledError, GeneratorExit)):
             return None  # (PY_UNWIND cannot be disabled)
         try:
-            loop = _get_running_loop()
-            if loop is None:
-                return None
-            task = _current_task(loop)
-            if task is None:
-                return None
             frame = _getframe(1)
-            if getattr(task.get_coro(), "cr_frame", None) is not frame:
+            found = task_rooted_at(frame)
+            if found is None:
                 return None
+            loop, task, _ = found
             if not self.places.allows(code, frame):
                 return None
             if self.on_loop is not None:
