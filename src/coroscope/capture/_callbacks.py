@@ -51,11 +51,11 @@ from ._chain import ChainCapture, local_value
 from ._context import ContextReader
 from ._endings import task_done
 from ._options import CaptureOptions
-from ._state import TaskState, TaskTable
+from ._state import TaskState, TaskTable, task_rooted_at
 from ._tool import EVENTS, MonitoringTool
 from ._waits import timer_delay_ns
 
-__all__ = ["Capture", "Emit", "task_rooted_at"]
+__all__ = ["Capture", "Emit"]
 
 _DISABLE = sys.monitoring.DISABLE
 _AWAITER_FLAGS = CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
@@ -68,21 +68,6 @@ _clock = time.perf_counter_ns
 _get_ident = threading.get_ident
 
 Emit = Callable[[Record], object]
-
-
-def task_rooted_at(frame: FrameType) -> tuple[Any, Any, CoroutineType[Any, Any, Any]] | None:
-    """``(loop, task, coroutine)`` if ``frame`` is the root coroutine frame of the task
-    running on this thread's loop, else ``None``."""
-    loop = _get_running_loop()
-    if loop is None:
-        return None
-    task = _current_task(loop)
-    if task is None:
-        return None
-    coro = task.get_coro()
-    if type(coro) is not CoroutineType or coro.cr_frame is not frame:
-        return None
-    return loop, task, coro
 
 
 def _discard(record: Record) -> None:

@@ -4,19 +4,25 @@ A task is known by its *root* coroutine's frame (the frame its ``Task`` steps). 
 :class:`TaskState` is made when the task's first step starts, lives in the
 :class:`TaskTable` while the task runs, and is forgotten when the task ends.  A task
 alternates between *steps* (running, from a resume to the next suspend or its end) and
-*waits* (suspended).
+*waits* (suspended).  :func:`task_rooted_at` tells whether a frame is the root of the task
+running on this thread's loop.
 """
 
 from __future__ import annotations
 
 import itertools
 import weakref
-from types import FrameType
+from asyncio import events as _events
+from asyncio import tasks as _tasks
+from types import CoroutineType, FrameType
 from typing import Any
 
 from .._record import FrameRecord
 
-__all__ = ["TaskState", "TaskTable"]
+__all__ = ["TaskState", "TaskTable", "task_rooted_at"]
+
+_get_running_loop = _events._get_running_loop
+_current_task = _tasks.current_task
 
 
 class TaskState:
@@ -162,3 +168,18 @@ class TaskTable:
 
     def __len__(self) -> int:
         return len(self.by_frame)
+
+
+def task_rooted_at(frame: FrameType) -> tuple[Any, Any, CoroutineType[Any, Any, Any]] | None:
+    """``(loop, task, coroutine)`` if ``frame`` is the root coroutine frame of the task
+    running on this thread's loop, else ``None``."""
+    loop = _get_running_loop()
+    if loop is None:
+        return None
+    task = _current_task(loop)
+    if task is None:
+        return None
+    coro = task.get_coro()
+    if type(coro) is not CoroutineType or coro.cr_frame is not frame:
+        return None
+    return loop, task, coro

@@ -26,8 +26,9 @@ from typing import Any
 
 from .. import _schema as S
 from .._schema import WARNING
-from ._callbacks import Capture, task_rooted_at
+from ._callbacks import Capture
 from ._chain import local_value
+from ._state import task_rooted_at
 from ._tool import EVENTS
 
 __all__ = ["WatchCapture"]
