@@ -73,7 +73,7 @@ class ContextReader:
             name = var.name
             if structlog and name.startswith(_STRUCTLOG_PREFIX) and value is not Ellipsis:
                 bound[name[len(_STRUCTLOG_PREFIX) :]] = value
-            elif otel and name == _OTEL_VAR and isinstance(value, dict):
+            elif otel and name == _OTEL_VAR and dict in type(value).__mro__:
                 span = _current_span(value)
         out: dict[str, Any] = {}
         if route is not None:
@@ -99,11 +99,11 @@ def _span_ids(span: object) -> tuple[str, str] | None:
     ``trace_id``, ``span_id``, ...) stored on the span, read without calling its code."""
     if not type(span).__module__.startswith("opentelemetry."):
         return None
-    try:
-        span_context = object.__getattribute__(span, "_context")
-    except AttributeError:
+    found = _plain_attr(span, "_context")
+    if tuple not in type(found).__mro__:
         return None
-    if not isinstance(span_context, tuple) or len(span_context) < 2:
+    span_context: tuple[object, ...] = found  # type: ignore[assignment]
+    if tuple.__len__(span_context) < 2:
         return None
     trace_id, span_id = tuple.__getitem__(span_context, 0), tuple.__getitem__(span_context, 1)
     if type(trace_id) is not int or type(span_id) is not int or not trace_id:

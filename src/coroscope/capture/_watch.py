@@ -87,13 +87,14 @@ class WatchCapture(Capture):
         try:
             if code is _RUNNER_INIT:
                 runner = local_value(_getframe(1), "self")
-                self._loop_seen(getattr(runner, "_loop", None))
+                if asyncio.Runner in type(runner).__mro__:
+                    self._loop_seen(vars(runner).get("_loop"))
         except Exception as exc:
             self._error(exc)
         return None
 
     def _loop_seen(self, loop: object) -> None:
-        if isinstance(loop, asyncio.AbstractEventLoop) and self.on_loop is not None:
+        if asyncio.AbstractEventLoop in type(loop).__mro__ and self.on_loop is not None:
             self.on_loop(loop)
 
     def on_unwind(self, code: CodeType, offset: int, exc: BaseException) -> object:
