@@ -36,8 +36,6 @@ import threading
 import time
 import warnings
 from _random import Random
-from asyncio import events as _events
-from asyncio import tasks as _tasks
 from collections.abc import Callable, Iterable
 from inspect import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_ITERABLE_COROUTINE
 from types import CodeType, CoroutineType, FrameType
@@ -51,7 +49,7 @@ from ._chain import ChainCapture, local_value
 from ._context import ContextReader
 from ._endings import task_done
 from ._options import CaptureOptions
-from ._state import TaskState, TaskTable, task_rooted_at
+from ._state import TaskState, TaskTable, running_task, task_rooted_at
 from ._tool import EVENTS, MonitoringTool
 from ._waits import timer_delay_ns
 
@@ -61,8 +59,6 @@ _DISABLE = sys.monitoring.DISABLE
 _AWAITER_FLAGS = CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
 _SEND = dis.opmap["SEND"]
 
-_get_running_loop = _events._get_running_loop
-_current_task = _tasks.current_task
 _getframe = sys._getframe
 _clock = time.perf_counter_ns
 _get_ident = threading.get_ident
@@ -444,13 +440,10 @@ class Capture:
         return delay is None or waited - delay >= self.slow_await_ns
 
     def _current_state(self) -> TaskState | None:
-        loop = _get_running_loop()
-        if loop is None:
+        running = running_task()
+        if running is None:
             return None
-        task = _current_task(loop)
-        if task is None:
-            return None
-        return self.by_frame.get(id(getattr(task.get_coro(), "cr_frame", None)))
+        return self.by_frame.get(id(getattr(running[1].get_coro(), "cr_frame", None)))
 
     def on_return(self, code: CodeType, offset: int, retval: object) -> object:
         """``PY_RETURN`` of a root code: a task ends normally (or the code returned inline)."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from .._record import FrameRecord
 
-__all__ = ["TaskState", "TaskTable", "task_rooted_at"]
+__all__ = ["TaskState", "TaskTable", "running_task", "task_rooted_at"]
 
 _get_running_loop = _events._get_running_loop
 _current_task = _tasks.current_task
@@ -170,15 +170,22 @@ class TaskTable:
         return len(self.by_frame)
 
 
-def task_rooted_at(frame: FrameType) -> tuple[Any, Any, CoroutineType[Any, Any, Any]] | None:
-    """``(loop, task, coroutine)`` if ``frame`` is the root coroutine frame of the task
-    running on this thread's loop, else ``None``."""
+def running_task() -> tuple[Any, Any] | None:
+    """``(loop, task)``: the task running on this thread's loop, or ``None``."""
     loop = _get_running_loop()
     if loop is None:
         return None
     task = _current_task(loop)
-    if task is None:
+    return (loop, task) if task is not None else None
+
+
+def task_rooted_at(frame: FrameType) -> tuple[Any, Any, CoroutineType[Any, Any, Any]] | None:
+    """``(loop, task, coroutine)`` if ``frame`` is the root coroutine frame of the task
+    running on this thread's loop, else ``None``."""
+    running = running_task()
+    if running is None:
         return None
+    loop, task = running
     coro = task.get_coro()
     if type(coro) is not CoroutineType or coro.cr_frame is not frame:
         return None
