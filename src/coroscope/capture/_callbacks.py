@@ -36,6 +36,7 @@ import threading
 import time
 import warnings
 from _random import Random
+from asyncio import CancelledError
 from collections.abc import Callable, Iterable
 from inspect import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_ITERABLE_COROUTINE
 from types import CodeType, CoroutineType, FrameType
@@ -493,13 +494,15 @@ class Capture:
                         END, state, now, frames, None, step, exception, WARNING, resumed_at
                     )
                 )
-        if self.task_done and not (exc is not None and issubclass(type(exc), GeneratorExit)):
+        if not self.task_done or (exc is not None and issubclass(type(exc), GeneratorExit)):
+            return
+        # In slow mode only a task worth a look (decided before its record is built): it
+        # failed, ran a slow step, or was cancelled at a slow wait.
+        failed = exc is not None and not issubclass(type(exc), CancelledError)
+        if self.log_all or state.notable or failed:
             level, fields = task_done(state, now, result, exc)
-            # In slow mode only a task worth a look: it failed, ran a slow step, or was
-            # cancelled at a slow wait.
-            if self.log_all or state.notable or fields[S.OUTCOME] == S.EXCEPTION:
-                task = state.task()
-                context = self.context.fields(task) if task is not None else None
-                if context is not None:
-                    fields.update(context)
-                self.emit_event(S.TASK_DONE, level, fields)
+            task = state.task()
+            context = self.context.fields(task) if task is not None else None
+            if context is not None:
+                fields.update(context)
+            self.emit_event(S.TASK_DONE, level, fields)

@@ -29,7 +29,7 @@ from .._record import Frames
 from .._warn import warn
 from ..capture import Capture, describe_awaitable, is_task, local_value
 from ..capture._awaitables import is_asyncio_future_type
-from ..capture._waits import wait_kind
+from ..capture._waits import suspended_coroutines, wait_kind
 from ._locks import LockGraph, describe_lock, held_locks, lock_waited_for
 from ._loops import LoopRegistry
 
@@ -232,17 +232,13 @@ class Inspector:
         match = self._ignore
         if match is None:
             return False
-        obj: Any = coro
-        for _ in range(MAX_LINKS):
-            if type(obj) is not types.CoroutineType or obj.cr_frame is None:
-                break
-            frame, code = obj.cr_frame, obj.cr_code
+        for link in suspended_coroutines(coro):
+            frame, code = link.cr_frame, link.cr_code
             module = frame.f_globals.get("__name__", "")
             if match(f"{module}.{code.co_qualname}") or match(
                 f"{code.co_filename}:{frame.f_lineno}"
             ):
                 return True
-            obj = obj.cr_await
         return False
 
     # -- snapshots ----------------------------------------------------------------------
@@ -303,13 +299,13 @@ class Inspector:
 
     def _task_fields(self, task: Any) -> dict[str, Any]:
         waiter = task._fut_waiter
-        frames = self._chain.suspended(task.get_coro(), waiter)
+        coro = task.get_coro()
+        frames = self._chain.suspended(coro, waiter)
         fields: dict[str, Any] = {
             S.TASK: self.task_of(task),
             S.FRAMES: Frames(frames),
             S.AWAITING: {S.TYPE: type(waiter).__qualname__, S.REPR: describe_awaitable(waiter)},
         }
-        coro = task.get_coro()
         fields[S.HOLDS] = [describe_lock(lock) for lock in held_locks(coro)]
         lock = lock_waited_for(coro, waiter)
         fields[S.WAITS_FOR] = describe_lock(lock) if lock is not None else None
