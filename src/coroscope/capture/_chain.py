@@ -44,6 +44,9 @@ class LocalsSource(Protocol):
     def render_locals(self, f_locals: Mapping[str, object], budget: Any = None) -> dict[str, Any]:
         """A frame's locals as JSON-ready values, spending ``budget``."""
 
+    def render_value(self, value: object, budget: Any = None) -> Any:
+        """One value as a JSON-ready value, spending ``budget``."""
+
 
 def local_value(frame: FrameType, name: str) -> object:
     """One local of a suspended frame, read as the capture reads locals (``None`` if unset).
@@ -195,9 +198,8 @@ class ChainCapture:
             items.append((EXCEPT, handled))
         if not items:
             return None
-        render = self.renderer.render_locals  # type: ignore[union-attr]
-        rendered = render({str(i): value for i, (_, value) in enumerate(items)}, budget)
-        return tuple((kind, rendered.get(str(i))) for i, (kind, _) in enumerate(items))
+        render = self.renderer.render_value  # type: ignore[union-attr]
+        return tuple([(kind, render(value, budget)) for kind, value in items])
 
     def _walk(self, obj: Any, value: object, pending: list[_Pending]) -> list[_Pending]:
         here = self.places.here
