@@ -49,6 +49,7 @@ make_venv() {
         "$py" -m venv "$venv" >&2
     fi
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2 2>/dev/null || true
+    rm -rf "$ROOT/build"  # setuptools reuses it: no stale module from an earlier build
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "$ROOT$extras" 2>&1 \
         | grep -v "^WARNING: Location" >&2 || true
     "$venv/bin/python" -c 'import coroscope' >&2

@@ -2,6 +2,10 @@
 
     python benchmarks/instructions.py [--python PY] [--modes none,watch,slow,all]
 
+A mode may carry options after ``+``: ``py`` runs the pure-Python capture core
+(``COROSCOPE_NO_EXTENSIONS=1``) instead of the native one, ``nolocals`` turns locals off
+(``COROSCOPE_LOCALS=off``): ``--modes none,slow,slow+py,all+nolocals,all+nolocals+py``.
+
 Runs a small program (50 tasks looping ``await asyncio.sleep(0)``, or ``asyncio.Queue``
 items with ``--workload queue``) under ``valgrind --tool=callgrind`` twice per mode, with
 ``--small`` and ``--large`` iterations, and divides the difference in instructions by the
@@ -54,6 +58,11 @@ _COLLECTED = re.compile(r"Collected : (\d+)")
 
 def instructions(python: str, program: str, n: int, mode: str) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COROSCOPE")}
+    mode, *options = mode.split("+")
+    if "py" in options:
+        env["COROSCOPE_NO_EXTENSIONS"] = "1"
+    if "nolocals" in options:
+        env["COROSCOPE_LOCALS"] = "off"
     if mode != "none":
         env.update(
             COROSCOPE="1",
@@ -95,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             per_op[mode] = (large - small) / ops
             base = per_op.get("none")
             ratio = f"  {per_op[mode] / base:.3f}x of none" if base else ""
-            print(f"{mode:6} {per_op[mode]:12,.0f} instructions per operation{ratio}", flush=True)
+            print(f"{mode:22} {per_op[mode]:12,.0f} instructions per operation{ratio}", flush=True)
     finally:
         os.unlink(f.name)
     return 0

@@ -10,6 +10,7 @@ left and closes the output.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -49,10 +50,21 @@ class Session:
         self.processors = processors
         #: The implementation of the capture core this session runs.
         self.implementation = _implementation.selected()
+        if not _implementation.forced_python(os.environ):
+            fallback = _implementation.fallback_message()
+            if fallback is not None:
+                warn(fallback)
         renderer = LocalsRenderer.from_config(config) if config.locals != "off" else None
         chain = ChainCapture(renderer, Places(ModuleFilter(config.include, config.exclude)))
-        kind = WatchCapture if config.mode == "watch" else Capture
-        self.capture = capture = kind(chain, CaptureOptions.from_config(config), on_disabled=warn)
+        options = CaptureOptions.from_config(config)
+        capture: Capture
+        if config.mode == "watch":  # no per-switch callbacks: nothing for the native core
+            capture = WatchCapture(chain, options, on_disabled=warn)
+        else:
+            native = self.implementation == _implementation.NATIVE
+            core = _implementation.core() if native else None
+            capture = Capture(chain, options, on_disabled=warn, core=core)
+        self.capture = capture
         self.writer = writer = Writer(
             sink,
             Renderer(processors),

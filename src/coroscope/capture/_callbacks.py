@@ -22,9 +22,10 @@ from it.  So coroscope listens to as few events as it can (see :mod:`._tool`):
 Every decision that does not depend on the switch (mode, thresholds, sampling rate,
 include/exclude) is made before monitoring starts, in :class:`CaptureOptions`.
 
-Every callback catches every ``Exception``: one raised here would surface inside the
-user's coroutine.  After ``max_errors`` internal errors the tool switches itself off and
-says so once.  This is the readable reference implementation; a native twin mirrors it.
+Every callback catches every ``Exception`` (one raised here would surface in the user's
+coroutine); after ``max_errors`` internal errors the tool switches itself off and says so
+once.  This is the readable reference; the native core (:mod:`._native`) runs the common
+paths in C and calls these methods for the rest.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from _random import Random
 from asyncio import CancelledError
 from collections.abc import Callable, Iterable
 from inspect import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_ITERABLE_COROUTINE
-from types import CodeType, CoroutineType, FrameType
+from types import CodeType, CoroutineType, FrameType, ModuleType
 from typing import Any
 
 from .. import _schema as S
@@ -49,10 +50,11 @@ from ._awaitables import describe_awaitable
 from ._chain import ChainCapture, local_value
 from ._context import ContextReader
 from ._endings import task_done
+from ._native import native_callbacks, native_switches
 from ._options import CaptureOptions
-from ._state import TaskState, TaskTable, running_task, task_rooted_at
+from ._state import TaskState, TaskTable, running_task, state_class, task_rooted_at
 from ._tool import EVENTS, MonitoringTool
-from ._waits import timer_delay_ns
+from ._waits import overran
 
 __all__ = ["Capture", "Emit"]
 
@@ -81,13 +83,14 @@ class Capture:
         *,
         max_errors: int = 10,
         on_disabled: Callable[[str], None] | None = None,
+        core: ModuleType | None = None,
     ) -> None:
         self.chain = chain
         self.places = chain.places
         renderer = chain.renderer
         self.context = ContextReader(renderer.render_locals if renderer is not None else None)
         self.tool = MonitoringTool()
-        self.tasks = TaskTable()
+        self.tasks = TaskTable(state_class(core.SwitchState) if core is not None else TaskState)
         self.by_frame = self.tasks.by_frame
         self.emit: Emit = _discard
         self.next_seq: Callable[[], int] = itertools.count().__next__
@@ -107,6 +110,8 @@ class Capture:
         # Python's "never awaited" hook: its code object, and who hears of each coroutine.
         self._unawaited_code: CodeType | None = None
         self._on_unawaited: Callable[[object], None] | None = None
+        #: The native core's callbacks (``None``: these methods are the callbacks).
+        self.native: Any = native_switches(core, self) if core is not None else None
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -117,6 +122,8 @@ class Capture:
 
     def callbacks(self) -> dict[int, Callable[..., object]]:
         """The callback of each event."""
+        if self.native is not None:  # the same decisions, the common paths in C
+            return native_callbacks(self.native, self)
         return {
             EVENTS.PY_START: self.on_start,
             EVENTS.PY_YIELD: self.on_yield,
@@ -204,6 +211,8 @@ class Capture:
         if type(code) is CodeType:
             self._unawaited_code = code
             self._on_unawaited = on_unawaited
+            if self.native is not None:
+                self.native.set_unawaited_code(code)
 
     def _unawaited(self, frame: FrameType) -> None:
         on_unawaited = self._on_unawaited
@@ -317,21 +326,7 @@ class Capture:
             step = state.end_step(now)
             state.value = value
             if step >= self.slow_step_ns or self.log_all:
-                coro = state.coro()
-                frames = state.frames = self.chain.suspended(coro, value)
-                awaiting = (type(value).__qualname__, describe_awaitable(value))
-                if step >= self.slow_step_ns:
-                    resumed_at = self.places.at(code, frame, state.resumed_lasti)
-                    record = self._switch(
-                        SUSPEND, state, now, frames, awaiting, step, None, WARNING, resumed_at
-                    )
-                    state.notable = True
-                else:
-                    record = self._switch(SUSPEND, state, now, frames, awaiting, step)
-                state.suspend_seq = record[SEQ]
-                if not self.log_all:
-                    state.link = coro.cr_await  # for the timer rule at the resume
-                self.emit(record)
+                self._yielded(code, frame, state, value, now, step)
             else:
                 # Not logged now: keep what a slow wait would need at the resume.
                 state.suspend_seq = -1
@@ -339,6 +334,27 @@ class Capture:
         except Exception as exc:
             self._error(exc)
         return None
+
+    def _yielded(
+        self, code: CodeType, frame: FrameType, state: TaskState, value: object, now: int, step: int
+    ) -> None:
+        """A suspend to be logged: its step was slow, or every switch is logged.  (Shared
+        by both implementations: the native core calls it too.)"""
+        coro = state.coro()
+        frames = state.frames = self.chain.suspended(coro, value)
+        awaiting = (type(value).__qualname__, describe_awaitable(value))
+        if step >= self.slow_step_ns:
+            resumed_at = self.places.at(code, frame, state.resumed_lasti)
+            record = self._switch(
+                SUSPEND, state, now, frames, awaiting, step, None, WARNING, resumed_at
+            )
+            state.notable = True
+        else:
+            record = self._switch(SUSPEND, state, now, frames, awaiting, step)
+        state.suspend_seq = record[SEQ]
+        if not self.log_all:
+            state.link = coro.cr_await  # for the timer rule at the resume
+        self.emit(record)
 
     def on_resume(self, code: CodeType, offset: int) -> object:
         """``PY_RESUME`` of a root: the task resumes, its wait ends."""
@@ -350,28 +366,34 @@ class Capture:
             now = _clock()
             waited = state.end_wait(now)
             state.resumed_lasti = frame.f_lasti
-            if state.suspend_seq >= 0:  # its suspend was written: it names the chain
-                if self.log_all or (
-                    waited >= self.slow_await_ns and self._beyond_timer(waited, state.link)
-                ):
-                    self.emit(
-                        self._switch(
-                            RESUME, state, now, (), None, waited, suspend_seq=state.suspend_seq
-                        )
-                    )
-            elif self.log_all:  # a task adopted while suspended: its root frame only
-                self.emit(self._switch(RESUME, state, now, self._root_only(frame), None, waited))
-            elif waited >= self.slow_await_ns and self._beyond_timer(waited, state.link):
-                value = state.value
-                frames = self.chain.resumed(frame, state.link, value)
-                awaiting = (type(value).__qualname__, describe_awaitable(value))
-                self.emit(self._switch(RESUME, state, now, frames, awaiting, waited))
-            state.frames = ()
-            state.suspend_seq = -1
-            state.link = state.value = None
+            if state.suspend_seq >= 0 or self.log_all or waited >= self.slow_await_ns:
+                self._resumed(frame, state, now, waited)
+            else:  # (its suspend was not written, so it kept no frames)
+                state.link = state.value = None
         except Exception as exc:
             self._error(exc)
         return None
+
+    def _resumed(self, frame: FrameType, state: TaskState, now: int, waited: int) -> None:
+        """A resume that may be logged: its suspend was written, every switch is logged, or
+        its wait crossed the slow threshold.  (Shared by both implementations.)"""
+        if state.suspend_seq >= 0:  # its suspend was written: it names the chain
+            if self.log_all or overran(waited, state.link, self.slow_await_ns):
+                self.emit(
+                    self._switch(
+                        RESUME, state, now, (), None, waited, suspend_seq=state.suspend_seq
+                    )
+                )
+        elif self.log_all:  # a task adopted while suspended: its root frame only
+            self.emit(self._switch(RESUME, state, now, self._root_only(frame), None, waited))
+        elif overran(waited, state.link, self.slow_await_ns):
+            value = state.value
+            frames = self.chain.resumed(frame, state.link, value)
+            awaiting = (type(value).__qualname__, describe_awaitable(value))
+            self.emit(self._switch(RESUME, state, now, frames, awaiting, waited))
+        state.frames = ()
+        state.suspend_seq = -1
+        state.link = state.value = None
 
     def on_throw(self, code: CodeType, offset: int, exc: BaseException) -> object:
         """``PY_THROW``: an exception is thrown into a frame, maybe into a suspended task.
@@ -387,7 +409,8 @@ class Capture:
             frame = _getframe(1)
             state = self.by_frame.get(id(frame))
             if state is None:
-                state = self._current_state()
+                running = running_task()
+                state = self.tasks.of_task(running[1]) if running is not None else None
                 if state is None:
                     return None
             root_frame = state.frame
@@ -400,9 +423,7 @@ class Capture:
             exception = type(exc).__qualname__
             # In slow mode a thrown-in exception (a cancellation, a timeout) is ordinary
             # control flow: logged only when its wait was slow.
-            slow = self.log_all or (
-                waited >= self.slow_await_ns and self._beyond_timer(waited, state.link)
-            )
+            slow = self.log_all or overran(waited, state.link, self.slow_await_ns)
             if slow and not self.log_all:
                 state.notable = True
             if state.suspend_seq >= 0:  # its suspend was written: it names the chain
@@ -432,19 +453,6 @@ class Capture:
         except Exception as err:
             self._error(err)
         return None
-
-    def _beyond_timer(self, waited: int, link: object) -> bool:
-        """A wait of ``waited`` ns crossed the slow threshold: is it slow?  Yes, unless it is
-        a timer wait (``asyncio.sleep(d)``, ``wait_for(..., d)``) that did not overrun ``d``
-        by the threshold.  (Called only past the threshold: off the common path.)"""
-        delay = timer_delay_ns(link)
-        return delay is None or waited - delay >= self.slow_await_ns
-
-    def _current_state(self) -> TaskState | None:
-        running = running_task()
-        if running is None:
-            return None
-        return self.by_frame.get(id(getattr(running[1].get_coro(), "cr_frame", None)))
 
     def on_return(self, code: CodeType, offset: int, retval: object) -> object:
         """``PY_RETURN`` of a root code: a task ends normally (or the code returned inline)."""

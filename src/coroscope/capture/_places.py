@@ -57,22 +57,24 @@ _CodeEntry = tuple[CodeType, "dict[int, Place] | None"]
 class Places:
     """The place cache, and the per-code decision whether a code object is captured."""
 
-    __slots__ = ("_codes", "_filter")
+    __slots__ = ("_filter", "codes")
 
     def __init__(self, module_filter: ModuleFilter) -> None:
         self._filter = module_filter
-        self._codes: dict[int, _CodeEntry] = {}
+        #: By ``id(code)``: the code and its places, or ``None`` if its module is left out.
+        #: (The native core reads it to answer a coroutine's ``PY_START`` without a call.)
+        self.codes: dict[int, _CodeEntry] = {}
 
     def _entry(self, code: CodeType, frame: FrameType) -> _CodeEntry:
-        entry = self._codes.get(id(code))
+        entry = self.codes.get(id(code))
         if entry is not None:
             return entry
         module = frame.f_globals.get("__name__")
         allowed = self._filter.allows(module if type(module) is str else "")
         entry = (code, {} if allowed else None)
-        if len(self._codes) >= MAX_CODES:
-            self._codes.clear()
-        self._codes[id(code)] = entry
+        if len(self.codes) >= MAX_CODES:
+            self.codes.clear()
+        self.codes[id(code)] = entry
         return entry
 
     def allows(self, code: CodeType, frame: FrameType) -> bool:

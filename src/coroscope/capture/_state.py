@@ -15,17 +15,55 @@ import weakref
 from asyncio import events as _events
 from asyncio import tasks as _tasks
 from types import CoroutineType, FrameType
-from typing import Any
+from typing import Any, cast
 
 from .._record import FrameRecord
 
-__all__ = ["TaskState", "TaskTable", "running_task", "task_rooted_at"]
+__all__ = [
+    "SwitchFields",
+    "TaskState",
+    "TaskTable",
+    "running_task",
+    "state_class",
+    "task_rooted_at",
+]
 
 _get_running_loop = _events._get_running_loop
 _current_task = _tasks.current_task
 
 
-class TaskState:
+class SwitchFields:
+    """The fields of a task's state that every switch reads and writes.
+
+    The native core stores them in C (``coroscope.capture._core.SwitchState``, with the
+    same names and meaning) so that its callbacks reach them without attribute lookups;
+    :func:`state_class` puts :class:`TaskState` over either storage.
+    """
+
+    __slots__ = (
+        "link",
+        "resumed_lasti",
+        "resumed_ns",
+        "run_ns",
+        "suspend_seq",
+        "suspended_ns",
+        "switches",
+        "value",
+        "wait_ns",
+    )
+
+    resumed_ns: int
+    suspended_ns: int
+    resumed_lasti: int
+    switches: int
+    run_ns: int
+    wait_ns: int
+    suspend_seq: int
+    link: object
+    value: object
+
+
+class TaskState(SwitchFields):
     """One task: identity, the timing of its current step or wait, and what a record of
     its next switch needs."""
 
@@ -33,20 +71,11 @@ class TaskState:
         "coro_ref",
         "frame",
         "frames",
-        "link",
         "notable",
-        "resumed_lasti",
-        "resumed_ns",
-        "run_ns",
         "started_ns",
-        "suspend_seq",
-        "suspended_ns",
-        "switches",
         "task_id",
         "task_ref",
         "thrown_at",
-        "value",
-        "wait_ns",
     )
 
     def __init__(
@@ -114,6 +143,18 @@ class TaskState:
         return self.coro_ref()
 
 
+def state_class(fields: type) -> type[TaskState]:
+    """:class:`TaskState` with its switch fields stored by ``fields`` (the native core's
+    ``SwitchState``): the same methods and slots over another base."""
+    if fields is SwitchFields:
+        return TaskState
+    names = set(TaskState.__slots__)
+    namespace = {k: v for k, v in vars(TaskState).items() if k not in names}
+    namespace.pop("__dict__", None)
+    namespace.pop("__weakref__", None)
+    return cast("type[TaskState]", type("TaskState", (fields,), namespace))
+
+
 class TaskTable:
     """Task states by ``id()`` of their root frame.
 
@@ -122,9 +163,11 @@ class TaskTable:
     the table has doubled since the last sweep, so memory follows the number of live tasks.
     """
 
-    __slots__ = ("_sweep_at", "by_frame", "ids")
+    __slots__ = ("_sweep_at", "by_frame", "ids", "state_type")
 
-    def __init__(self) -> None:
+    def __init__(self, state_type: type[TaskState] = TaskState) -> None:
+        #: The class of the states made (:func:`state_class`).
+        self.state_type = state_type
         #: The lookup of the hot path: ``by_frame.get(id(frame))``.
         self.by_frame: dict[int, TaskState] = {}
         #: Task ids: coroscope's number for each task, shared with tasks it did not capture.
@@ -133,7 +176,7 @@ class TaskTable:
 
     def add(self, frame: FrameType, coro: object, task: object, now: int) -> TaskState:
         """A new task, starting its first step at ``now``."""
-        state = TaskState(frame, coro, task, next(self.ids), now)
+        state = self.state_type(frame, coro, task, next(self.ids), now)
         table = self.by_frame
         table[id(frame)] = state
         if len(table) >= self._sweep_at:

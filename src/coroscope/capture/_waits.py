@@ -24,7 +24,7 @@ from typing import Any
 from ._awaitables import TASK_TYPES
 from ._chain import local_value
 
-__all__ = ["IDLE_KINDS", "TIMER", "suspended_coroutines", "timer_delay_ns", "wait_kind"]
+__all__ = ["IDLE_KINDS", "TIMER", "overran", "suspended_coroutines", "timer_delay_ns", "wait_kind"]
 
 MAX_LINKS = 64
 TIMER = "timer"
@@ -92,3 +92,13 @@ def wait_kind(coro: object, waiter: object) -> str | None:
         if kind is not None:
             return kind
     return None
+
+
+def overran(waited: int, link: object, slow_ns: int) -> bool:
+    """Whether a wait of ``waited`` ns, whose root awaited ``link``, is slow: it reached
+    ``slow_ns``, and if it is a timer wait (``asyncio.sleep(d)``, ``wait_for(..., d)``) it
+    overran ``d`` by ``slow_ns``.  (The timer is looked for only past the threshold.)"""
+    if waited < slow_ns:
+        return False
+    delay = timer_delay_ns(link)
+    return delay is None or waited - delay >= slow_ns
