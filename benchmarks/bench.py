@@ -65,6 +65,14 @@ CONFIGURATIONS: tuple[Configuration, ...] = (
         coroscope=True,
     ),
     Configuration(
+        "slow-py",
+        "coroscope slow mode (nothing slow), pure-Python core",
+        "bench",
+        {**_ON, "COROSCOPE_MODE": "slow", "COROSCOPE_NO_EXTENSIONS": "1"},
+        needs=("COROSCOPE_MODE", "COROSCOPE_NO_EXTENSIONS"),
+        coroscope=True,
+    ),
+    Configuration(
         "all-nolocals",
         "coroscope all, locals off",
         "bench",
