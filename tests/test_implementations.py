@@ -218,3 +218,34 @@ def test_unbuilt_core_is_silent(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "('python',)"
     assert "native" not in done.stderr
+
+
+@needs_native
+def test_native_callbacks_refuse_a_state_type_of_another_layout() -> None:
+    """The C callbacks write the native fields of every state they find: a table of
+    pure-Python states must be refused when they are made, not corrupt memory later."""
+    from coroscope.capture import _core  # type: ignore[attr-defined]
+    from coroscope.capture._state import SwitchFields, state_class
+
+    def make(state_type: type) -> object:
+        return _core.Switches(
+            state_type=state_type,
+            by_frame={},
+            codes={},
+            disable=None,
+            unawaited_code=None,
+            on_start=print,
+            yielded=print,
+            resumed=print,
+            on_throw=print,
+            on_unwind=print,
+            error=print,
+            slow_step_ns=1,
+            slow_await_ns=1,
+            log_all=True,
+            send=1,
+        )
+
+    with pytest.raises(TypeError, match="SwitchState"):
+        make(state_class(SwitchFields))
+    assert make(state_class(_core.SwitchState)) is not None

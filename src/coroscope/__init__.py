@@ -6,16 +6,20 @@ Public API::
     coroscope.uninstall()
     with coroscope.monitoring(output="switches.log"):
         ...
+    coroscope.set_mode("all", seconds=60)  # then back to the configured mode
+    coroscope.dump("why")  # recorder mode: write what led up to now
 """
 
 from __future__ import annotations
 
 from ._api import (
     current_config,
+    dump,
     flush,
     install,
     is_installed,
     monitoring,
+    set_mode,
     snapshot,
     uninstall,
 )
@@ -27,10 +31,12 @@ __all__ = [
     "ConfigError",
     "__version__",
     "current_config",
+    "dump",
     "flush",
     "install",
     "is_installed",
     "monitoring",
+    "set_mode",
     "snapshot",
     "uninstall",
 ]

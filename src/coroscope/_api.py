@@ -1,4 +1,5 @@
-"""The public functions: install, uninstall, flush, snapshot; exit and fork handling.
+"""The public functions: install, uninstall, flush, snapshot, set_mode, dump; exit and fork
+handling.
 
 One :class:`~coroscope._session.Session` is installed at a time, under one lock.
 Installing again replaces it whole: the new session is built and started before the old
@@ -24,10 +25,12 @@ from .sinks import Sink
 
 __all__ = [
     "current_config",
+    "dump",
     "flush",
     "install",
     "is_installed",
     "monitoring",
+    "set_mode",
     "snapshot",
     "uninstall",
 ]
@@ -242,6 +245,30 @@ def snapshot() -> int | None:
     if session is None:
         return None
     return session.inspector.snapshot()
+
+
+def set_mode(mode: str, seconds: float | None = None) -> None:
+    """Switch the running installation to ``mode`` (``all``, ``slow``, ``watch`` or
+    ``recorder``) without a restart; after ``seconds``, if given, back to the configured
+    mode.  Writes a ``mode.changed`` record.  Raises ``RuntimeError`` when coroscope is not
+    installed and ``ValueError`` for an unknown mode or a bad duration.
+    """
+    session = _session
+    if session is None:
+        raise RuntimeError("coroscope is not installed")
+    session.set_mode(mode, seconds)
+
+
+def dump(reason: str = "") -> int | None:
+    """In ``recorder`` mode, write an incident now: the ``incident`` record (with
+    ``reason``) and the ring's records not yet written.  Returns its ``incident_id``, or
+    ``None`` when the rate limit suppressed it (counted) or coroscope is not installed.
+    Raises ``RuntimeError`` in another mode.
+    """
+    session = _session
+    if session is None:
+        return None
+    return session.dump(reason)
 
 
 def is_installed() -> bool:

@@ -1,5 +1,5 @@
-"""The ``coroscope`` command line: ``run`` a program monitored, ``doctor``, and the offline
-tools (``report``, ``trace``)."""
+"""The ``coroscope`` command line: ``run`` a program monitored, ``doctor``, ``ctl`` (a running
+process's control socket), and the offline tools (``report``, ``trace``)."""
 
 from __future__ import annotations
 
@@ -110,10 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     _doctor.register(subparsers)
     # Imported here, not caught: a tool that cannot be imported is a broken install, and
     # says so instead of vanishing from the command line.
-    from .tools import _report_cli, _trace_cli
+    from .tools import _ctl, _report_cli, _trace_cli
 
     _report_cli.register(subparsers)
     _trace_cli.register(subparsers)
+    _ctl.register(subparsers)
     return parser
 
 

@@ -119,10 +119,42 @@ SETTINGS: tuple[Setting, ...] = (
         "mode",
         "COROSCOPE_MODE",
         "all",
-        Choice("all", "slow", "watch"),
+        Choice("all", "slow", "watch", "recorder"),
         "`all`: log every switch; `slow`: only steps or waits that cross the thresholds below; "
         "`watch`: no task switch is followed at all (blocked loops, stuck tasks, snapshots, "
-        "never-awaited coroutines and tasks that fail).",
+        "never-awaited coroutines and tasks that fail); `recorder`: every switch is kept in "
+        "memory and written only when an incident is triggered.",
+    ),
+    Setting(
+        "recorder_seconds",
+        "COROSCOPE_RECORDER_SECONDS",
+        10.0,
+        Positive("seconds"),
+        "In `recorder` mode, how far back the in-memory ring reaches.",
+    ),
+    Setting(
+        "recorder_bytes",
+        "COROSCOPE_RECORDER_BYTES",
+        33_554_432,
+        Number("bytes", low=65_536, integer=True),
+        "In `recorder` mode, the ring's memory bound (estimated per record); the oldest "
+        "records go first.",
+    ),
+    Setting(
+        "dump_signal",
+        "COROSCOPE_DUMP_SIGNAL",
+        "USR2",
+        Signal(),
+        "In `recorder` mode, the signal that writes an incident (`USR1`, `USR2`, or `off`); "
+        "installed only if the signal has no handler yet.",
+    ),
+    Setting(
+        "control",
+        "COROSCOPE_CONTROL",
+        "",
+        Text(),
+        "Path of a Unix socket (owner-only) that accepts `coroscope ctl` commands: mode, "
+        "dump, snapshot; empty: no control channel.",
     ),
     Setting(
         "slow_step_ms",
@@ -316,6 +348,8 @@ class Config:
     __slots__ = (
         "blocked_ms",
         "buffer_size",
+        "control",
+        "dump_signal",
         "exclude",
         "flush_timeout",
         "include",
@@ -331,6 +365,8 @@ class Config:
         "mode",
         "net_timeout",
         "output",
+        "recorder_bytes",
+        "recorder_seconds",
         "redact",
         "resend_bytes",
         "sample",
@@ -349,6 +385,10 @@ class Config:
     buffer_size: int
     flush_timeout: float
     mode: str
+    recorder_seconds: float
+    recorder_bytes: int
+    dump_signal: str
+    control: str
     slow_step_ms: float
     slow_await_ms: float
     sample: float

@@ -51,6 +51,8 @@ __all__ = [
     "EVENT_FIELDS",
     "EVENT_LEVEL",
     "EVENT_NAME",
+    "INCIDENT_BATCH",
+    "IN_INCIDENT",
     "EXCEPTION",
     "FRAMES",
     "KIND",
@@ -66,6 +68,8 @@ __all__ = [
     "T_NS",
     "EventRecord",
     "FrameRecord",
+    "InIncident",
+    "IncidentBatch",
     "Frames",
     "Place",
     "Record",
@@ -77,6 +81,10 @@ SUSPEND: Final = 0
 RESUME: Final = 1
 END: Final = 2  # a task's final step, closed by its end (logged when slow)
 EVENT: Final = 3  # any other record: (EVENT, seq, t_ns, thread_id, event, level, fields)
+# Recorder mode, writer side only: an incident's records as one buffer item, and each of
+# them written with the incident's id.
+INCIDENT_BATCH: Final = 4  # (INCIDENT_BATCH, incident_id, [record, ...])
+IN_INCIDENT: Final = 5  # (IN_INCIDENT, incident_id, record)
 
 # Indexes into a switch record (literal, so that type checkers know each field's type).
 KIND: Final = 0
@@ -125,13 +133,18 @@ SwitchRecord = tuple[
 # Records other than switches (watchdog, snapshots, task life cycle): their fields are
 # JSON-ready when the record is made, since what they describe may change.
 EventRecord = tuple[int, int, int, int, str, str, "dict[str, Any]"]
-Record = SwitchRecord | EventRecord
+IncidentBatch = tuple[int, int, "list[Any]"]
+InIncident = tuple[int, int, Any]
+Record = SwitchRecord | EventRecord | IncidentBatch | InIncident
 
 
 def level_of(record: Record) -> str:
     """The level of any record."""
-    if record[KIND] == EVENT:
+    kind = record[KIND]
+    if kind == EVENT:
         return cast(EventRecord, record)[EVENT_LEVEL]
+    if kind == IN_INCIDENT:
+        return level_of(cast(InIncident, record)[2])
     return cast(SwitchRecord, record)[LEVEL]
 
 

@@ -30,6 +30,8 @@ TASK_STUCK: Final = "task.stuck"  # a task suspended for at least COROSCOPE_STUC
 DEADLOCK: Final = "deadlock"  # tasks waiting in a cycle for asyncio locks they hold
 TASK_DONE: Final = "task.done"  # a task ended
 SNAPSHOT: Final = "snapshot"  # one task of a snapshot
+INCIDENT: Final = "incident"  # recorder mode: a trigger fired; the ring's window follows
+MODE_CHANGED: Final = "mode.changed"  # the mode was switched at run time
 SNAPSHOT_SUMMARY: Final = "snapshot.summary"  # the end of one loop's snapshot
 NEVER_AWAITED: Final = "coroutine.never_awaited"  # Python's "never awaited" warning
 
@@ -135,3 +137,14 @@ WAITING_S: Final = "waiting_s"  # deadlock: how long this task has waited (null 
 
 COROUTINE: Final = "coroutine"
 CREATED_AT: Final = "created_at"
+
+# -- incident, mode.changed (recorder mode, run-time mode switches) -----------------------
+
+INCIDENT_ID: Final = "incident_id"  # an incident's number; on each record written for it
+TRIGGER: Final = "trigger"  # what fired: slow_step, slow_wait, loop.blocked, task.stuck, ...
+WINDOW_S: Final = "window_s"  # how far back the ring reached
+RECORDS: Final = "records"  # how many of the ring's records follow
+SUPPRESSED: Final = "suppressed"  # triggers not written since the last incident (rate limit)
+MODE: Final = "mode"  # mode.changed: the mode now
+PREVIOUS: Final = "previous"  # mode.changed: the mode before
+UNTIL_S: Final = "for_s"  # mode.changed: seconds until the configured mode returns (or null)

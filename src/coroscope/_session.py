@@ -10,13 +10,18 @@ left and closes the output.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
+import threading
 from typing import Any
 
 from . import _implementation
+from . import _schema as S
 from ._config import Config
+from ._control import ControlServer
 from ._record import Record
+from ._signals import SignalHook
 from ._warn import warn
 from .capture import (
     TOOL_IDS,
@@ -27,7 +32,8 @@ from .capture import (
     Places,
     WatchCapture,
 )
-from .delivery import Processor, Renderer, Writer
+from .capture._state import SwitchFields, TaskTable, state_class
+from .delivery import Processor, Recorder, Renderer, Writer
 from .diagnostics import Inspector, LoopRegistry, NeverAwaited, Watchdog
 from .sinks import Sink, open_sink
 from .values import LocalsRenderer
@@ -55,49 +61,92 @@ class Session:
             if fallback is not None:
                 warn(fallback)
         renderer = LocalsRenderer.from_config(config) if config.locals != "off" else None
-        chain = ChainCapture(renderer, Places(ModuleFilter(config.include, config.exclude)))
-        options = CaptureOptions.from_config(config)
-        capture: Capture
-        if config.mode == "watch":  # no per-switch callbacks: nothing for the native core
-            capture = WatchCapture(chain, options, on_disabled=warn)
-        else:
-            native = self.implementation == _implementation.NATIVE
-            core = _implementation.core() if native else None
-            capture = Capture(chain, options, on_disabled=warn, core=core)
-        self.capture = capture
+        self.chain = ChainCapture(renderer, Places(ModuleFilter(config.include, config.exclude)))
+        self.capture = capture = self._capture_for(config, None)
         self.writer = writer = Writer(
             sink,
             Renderer(processors),
             capacity=config.buffer_size,
-            # Looked up at each call: a forked child's capture numbers anew.
-            next_seq=lambda: capture.next_seq(),  # noqa: PLW0108
+            # Looked up at each call: a forked child's (or a new mode's) capture numbers.
+            next_seq=lambda: self.capture.next_seq(),  # noqa: PLW0108
             max_record_bytes=config.max_record_bytes,
         )
-        capture.set_emit(writer.put)
+        self.recorder: Recorder | None = None
+        #: The mode in force (``config.mode`` unless :meth:`set_mode` changed it).
+        self.mode = config.mode
+        self._revert: threading.Timer | None = None
+        self._mode_lock = threading.Lock()
         if renderer is not None:  # compile the redaction patterns off the loop threads
             writer.warm_up += [redaction_patterns, renderer.r.deny.compile]
         self.loops = loops = LoopRegistry()
         self.inspector = inspector = Inspector(
             capture,
             loops,
-            capture.emit_event,
+            self.emit_event,
             stuck_s=config.stuck_s,
             stuck_ignore=config.stuck_ignore,
         )
         self.watchdog = watchdog = Watchdog(
             loops,
-            capture.emit_event,
+            self.emit_event,
             inspector.task_of,
             blocked_ms=config.blocked_ms,
             stuck_s=config.stuck_s,
             report_stuck=inspector.report_stuck if config.stuck_s > 0 else None,
         )
-        if isinstance(capture, WatchCapture):
-            capture.task_id_of = inspector.task_id
         loops.on_first = watchdog.loop_added
-        capture.on_loop = loops.seen
-        if config.unawaited:
-            capture.watch_unawaited(NeverAwaited(capture.emit_event).record)
+        self._never_awaited = NeverAwaited(self.emit_event).record
+        self._wire(capture)
+        self.dump_signal = SignalHook(self._on_dump_signal)
+        self.control: ControlServer | None = None
+
+    def _capture_for(self, config: Config, previous: Capture | None) -> Capture:
+        """A capture for ``config.mode``.  Every capture of the session shares the task
+        table, the chain and (after a mode switch) the record numbers, so that a task keeps
+        its id across modes."""
+        options = CaptureOptions.from_config(config)
+        native = self.implementation == _implementation.NATIVE
+        core = _implementation.core() if native else None
+        if previous is None:
+            fields = core.SwitchState if core is not None else SwitchFields
+            self.tasks = TaskTable(state_class(fields))
+        capture: Capture
+        if config.mode == "watch":  # no per-switch callbacks: nothing for the native core
+            capture = WatchCapture(self.chain, options, on_disabled=warn, tasks=self.tasks)
+        else:
+            capture = Capture(self.chain, options, on_disabled=warn, core=core, tasks=self.tasks)
+        if previous is not None:
+            capture.next_seq = previous.next_seq
+        return capture
+
+    def _wire(self, capture: Capture) -> None:
+        """Connect ``capture`` to the parts that hear from it, for the mode in force."""
+        if isinstance(capture, WatchCapture):
+            capture.task_id_of = self.inspector.task_id
+        capture.on_loop = self.loops.seen
+        if self.config.unawaited:
+            capture.watch_unawaited(self._never_awaited)
+        if self.mode == "recorder":
+            recorder = self.recorder
+            if recorder is None:
+                recorder = self.recorder = Recorder(
+                    self.writer.put,
+                    self.writer.put_incident,
+                    lambda *event: self.capture.event_record(*event),  # noqa: PLW0108
+                    seconds=self.config.recorder_seconds,
+                    max_bytes=self.config.recorder_bytes,
+                )
+            capture.set_emit(recorder.put)
+            capture.on_slow_wait = lambda record: recorder.trigger("slow_wait")
+        else:
+            capture.set_emit(self.writer.put)
+            capture.on_slow_wait = None
+
+    def emit_event(
+        self, event: str, level: str, fields: dict[str, Any], thread_id: int | None = None
+    ) -> None:
+        """Send a record other than a switch through the capture in force."""
+        self.capture.emit_event(event, level, fields, thread_id)
 
     @classmethod
     def build(
@@ -132,16 +181,101 @@ class Session:
         self.watchdog.start()
         try:
             self.inspector.install_signal(self.config.snapshot_signal)
+            if self.config.mode == "recorder":
+                self.dump_signal.install(self.config.dump_signal, "incidents")
         except (OSError, ValueError) as exc:
-            warn(f"coroscope: snapshot signal not installed ({exc})")
+            warn(f"coroscope: signal not installed ({exc})")
+        if self.config.control and self.control is None:
+            try:
+                self.control = ControlServer.start(self.config.control, self)
+            except OSError as exc:
+                warn(f"coroscope: control channel {self.config.control!r} not opened ({exc})")
         adopt_running_tasks(self)
         return True
 
     def stop(self) -> None:
         """Turn monitoring off and give back the hooks; the writer keeps its records."""
+        with self._mode_lock:
+            if self._revert is not None:
+                self._revert.cancel()
+                self._revert = None
         self.capture.stop()
         self.watchdog.stop()
         self.inspector.uninstall_signal()
+        self.dump_signal.uninstall()
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+
+    # -- run-time mode switches and incidents ---------------------------------------------
+
+    def set_mode(self, mode: str, seconds: float | None = None) -> None:
+        """Switch to ``mode`` now; after ``seconds`` (if given) back to the configured mode.
+
+        The new mode's capture takes over the task table, so tasks keep their ids and
+        tasks already running are followed from their next switch.  Raises ``ValueError``
+        for an unknown mode or a bad duration.
+        """
+        self.config.replace(mode=mode)  # checks the name
+        if seconds is not None and not (0 < seconds < float("inf")):
+            raise ValueError("seconds must be a positive number")
+        with self._mode_lock:
+            if self._revert is not None:
+                self._revert.cancel()
+                self._revert = None
+            previous = self.mode
+            if mode != previous:
+                self._switch_capture(mode, previous)
+            if seconds is not None and mode != self.config.mode:
+                timer = threading.Timer(seconds, self._revert_mode)
+                timer.daemon = True
+                timer.name = "coroscope-mode"
+                self._revert = timer
+                timer.start()
+        self.emit_event(
+            S.MODE_CHANGED,
+            S.INFO,
+            {S.MODE: mode, S.PREVIOUS: previous, S.UNTIL_S: seconds},
+        )
+
+    def _switch_capture(self, mode: str, previous: str) -> None:
+        old = self.capture
+        new = self._capture_for(self.config.replace(mode=mode), old)
+        if previous == "watch":  # its states, if any, were not kept up to date
+            for state in list(new.tasks.by_frame.values()):
+                state.resumed_ns = state.suspended_ns = state.suspend_seq = -1
+                state.frames = ()
+        active = old.active
+        old.stop()
+        self.mode = mode
+        self.capture = new
+        self._wire(new)
+        if active and new.start():
+            adopt_running_tasks(self)
+
+    def _revert_mode(self) -> None:
+        try:
+            if self.active:
+                self.set_mode(self.config.mode)
+        except Exception as exc:  # a timer thread: say it, never raise
+            warn(f"coroscope: could not return to mode {self.config.mode} ({exc})")
+
+    def dump(self, reason: str = "", trigger: str = "dump") -> int | None:
+        """Write an incident in recorder mode: its id, ``None`` if rate-limited.  Raises
+        ``RuntimeError`` in another mode."""
+        recorder = self.recorder
+        if recorder is None or self.mode != "recorder":
+            raise RuntimeError(f"coroscope is in {self.mode} mode, not recorder")
+        return recorder.trigger(trigger, reason)
+
+    def _on_dump_signal(self) -> None:
+        # From a signal handler: the incident is made on a thread of its own, so that the
+        # interrupted code (which may hold the ring's lock) is not re-entered.
+        def run() -> None:
+            with contextlib.suppress(RuntimeError):
+                self.dump("signal", trigger="signal")
+
+        threading.Thread(target=run, name="coroscope-dump", daemon=True).start()
 
     def close(self, timeout: float | None = None) -> bool:
         """Write what is buffered (within ``timeout``, by default the flush timeout) and
@@ -170,9 +304,9 @@ class Session:
             self._resume_threads()
 
     def _resume_then_put(self, record: Record) -> bool:
-        self.capture.set_emit(self.writer.put)
+        self._wire(self.capture)  # the emit of the mode in force
         self._resume_threads()
-        return self.writer.put(record)
+        return bool(self.capture.emit(record))
 
     def _resume_threads(self) -> None:
         self.writer.start()
@@ -181,6 +315,16 @@ class Session:
     def after_fork_in_child(self) -> None:
         """In a forked child: fresh locks, numbers, writer and watchdog; no loops."""
         self.capture.reset_after_fork()
+        if self.recorder is not None:
+            self.recorder.reset_after_fork()
+        if self.control is not None:
+            self.control.forget_after_fork()  # the parent serves it
+            self.control = None
+        self._mode_lock = threading.Lock()
+        if self._revert is not None:  # its timer thread is the parent's
+            self._revert = None
+            if self.active and self.mode != self.config.mode:
+                self._switch_capture(self.config.mode, self.mode)
         self.writer.reset_after_fork()
         self.watchdog.reset_after_fork()
         self.loops.clear()

@@ -40,7 +40,7 @@ from _random import Random
 from asyncio import CancelledError
 from collections.abc import Callable, Iterable
 from inspect import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_ITERABLE_COROUTINE
-from types import CodeType, CoroutineType, FrameType, ModuleType
+from types import CodeType, FrameType, ModuleType
 from typing import Any
 
 from .. import _schema as S
@@ -49,7 +49,7 @@ from .._schema import INFO, WARNING
 from ._awaitables import describe_awaitable
 from ._chain import ChainCapture, local_value
 from ._context import ContextReader
-from ._endings import task_done
+from ._endings import done_fields
 from ._native import native_callbacks, native_switches
 from ._options import CaptureOptions
 from ._state import TaskState, TaskTable, running_task, state_class, task_rooted_at
@@ -84,13 +84,16 @@ class Capture:
         max_errors: int = 10,
         on_disabled: Callable[[str], None] | None = None,
         core: ModuleType | None = None,
+        tasks: TaskTable | None = None,
     ) -> None:
         self.chain = chain
         self.places = chain.places
         renderer = chain.renderer
         self.context = ContextReader(renderer.render_locals if renderer is not None else None)
         self.tool = MonitoringTool()
-        self.tasks = TaskTable(state_class(core.SwitchState) if core is not None else TaskState)
+        if tasks is None:
+            tasks = TaskTable(state_class(core.SwitchState) if core is not None else TaskState)
+        self.tasks = tasks
         self.by_frame = self.tasks.by_frame
         self.emit: Emit = _discard
         self.next_seq: Callable[[], int] = itertools.count().__next__
@@ -105,6 +108,8 @@ class Capture:
         self.errors = 0
         self.first_error: BaseException | None = None
         self.switched_off = False  # by too many internal errors
+        #: Called with a slow wait's ``resume`` record after it is emitted (recorder mode).
+        self.on_slow_wait: Callable[[Record], object] | None = None
         #: Called with the loop, on its thread, when a task's root starts (not per switch).
         self.on_loop: Callable[[Any], None] | None = None
         # Python's "never awaited" hook: its code object, and who hears of each coroutine.
@@ -165,7 +170,13 @@ class Capture:
         self, event: str, level: str, fields: dict[str, Any], thread_id: int | None = None
     ) -> None:
         """Send a record other than a switch (its ``fields`` must be JSON-ready)."""
-        record: EventRecord = (
+        self.emit(self.event_record(event, level, fields, thread_id))
+
+    def event_record(
+        self, event: str, level: str, fields: dict[str, Any], thread_id: int | None = None
+    ) -> EventRecord:
+        """A record other than a switch, numbered in this capture's sequence."""
+        return (
             EVENT,
             self.next_seq(),
             _clock(),
@@ -174,7 +185,6 @@ class Capture:
             level,
             fields,
         )
-        self.emit(record)
 
     def adopt(self, tasks: Iterable[object]) -> int:
         """Treat already-running tasks as if coroscope had seen them start.
@@ -182,22 +192,7 @@ class Capture:
         Tasks suspended before coroscope was installed never fire ``PY_START`` again; call
         this (from their loop's thread) to capture them from their next switch on.
         """
-        adopted = 0
-        now = _clock()
-        for task in tasks:
-            coro: Any = task.get_coro()  # type: ignore[attr-defined]
-            frame = getattr(coro, "cr_frame", None)
-            if type(coro) is not CoroutineType or frame is None:
-                continue
-            if self.tasks.of_task(task) is not None:
-                continue  # seen starting after all
-            if self._watch_root(frame.f_code, frame):
-                state = self.tasks.add(frame, coro, task, now)
-                state.resumed_ns = -1  # suspended since before we knew it
-                adopted += 1
-                if self.on_loop is not None:
-                    self.on_loop(task.get_loop())  # type: ignore[attr-defined]
-        return adopted
+        return self.tasks.adopt(tasks, self._watch_root, self.on_loop)
 
     def watch_unawaited(self, on_unawaited: Callable[[object], None]) -> None:
         """Call ``on_unawaited(coro)`` for each coroutine Python warns was never awaited.
@@ -352,8 +347,7 @@ class Capture:
         else:
             record = self._switch(SUSPEND, state, now, frames, awaiting, step)
         state.suspend_seq = record[SEQ]
-        if not self.log_all:
-            state.link = coro.cr_await  # for the timer rule at the resume
+        state.link = coro.cr_await  # for the timer rule at the resume
         self.emit(record)
 
     def on_resume(self, code: CodeType, offset: int) -> object:
@@ -378,12 +372,14 @@ class Capture:
         """A resume that may be logged: its suspend was written, every switch is logged, or
         its wait crossed the slow threshold.  (Shared by both implementations.)"""
         if state.suspend_seq >= 0:  # its suspend was written: it names the chain
-            if self.log_all or overran(waited, state.link, self.slow_await_ns):
-                self.emit(
-                    self._switch(
-                        RESUME, state, now, (), None, waited, suspend_seq=state.suspend_seq
-                    )
+            slow = overran(waited, state.link, self.slow_await_ns)
+            if self.log_all or slow:
+                record = self._switch(
+                    RESUME, state, now, (), None, waited, suspend_seq=state.suspend_seq
                 )
+                self.emit(record)
+                if slow and self.on_slow_wait is not None:
+                    self.on_slow_wait(record)
         elif self.log_all:  # a task adopted while suspended: its root frame only
             self.emit(self._switch(RESUME, state, now, self._root_only(frame), None, waited))
         elif overran(waited, state.link, self.slow_await_ns):
@@ -508,9 +504,4 @@ class Capture:
         # failed, ran a slow step, or was cancelled at a slow wait.
         failed = exc is not None and not issubclass(type(exc), CancelledError)
         if self.log_all or state.notable or failed:
-            level, fields = task_done(state, now, result, exc)
-            task = state.task()
-            context = self.context.fields(task) if task is not None else None
-            if context is not None:
-                fields.update(context)
-            self.emit_event(S.TASK_DONE, level, fields)
+            self.emit_event(S.TASK_DONE, *done_fields(state, now, result, exc, self.context))

@@ -136,7 +136,7 @@ static PyType_Spec state_spec = {
 
 typedef struct {
     PyObject_HEAD
-    PyTypeObject *state_type; /* SwitchState (subclasses pass the type check) */
+    PyTypeObject *state_type; /* a subclass of SwitchState (checked when made) */
     PyObject *by_frame;       /* dict: id(root frame) -> state */
     PyObject *codes;          /* the place cache: id(code) -> (code, places or None) */
     PyObject *disable;        /* sys.monitoring.DISABLE */
@@ -508,6 +508,23 @@ switches_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     if (send < 0 || send > 255) {
         PyErr_SetString(PyExc_ValueError, "send must be an opcode (0-255)");
+        return NULL;
+    }
+    /* The callbacks write the SwitchState fields of every state they find: a state type
+     * with another layout would be memory corruption, so it is refused here, once. */
+    PyObject *module = PyType_GetModule(type);
+    if (module == NULL) {
+        return NULL;
+    }
+    PyObject *base = PyObject_GetAttrString(module, "SwitchState");
+    if (base == NULL) {
+        return NULL;
+    }
+    int fits = PyType_Check(base) &&
+               PyType_IsSubtype((PyTypeObject *)state_type, (PyTypeObject *)base);
+    Py_DECREF(base);
+    if (!fits) {
+        PyErr_SetString(PyExc_TypeError, "state_type must be a subclass of SwitchState");
         return NULL;
     }
     PyObject *name = PyUnicode_InternFromString("cr_await");

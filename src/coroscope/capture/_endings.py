@@ -7,9 +7,10 @@ from typing import Any
 
 from .. import _schema as S
 from .._record import Frames
+from ._context import ContextReader
 from ._state import TaskState
 
-__all__ = ["task_done"]
+__all__ = ["done_fields", "task_done"]
 
 
 def task_done(
@@ -44,6 +45,18 @@ def task_done(
     else:
         fields[S.OUTCOME] = S.RESULT
         fields[S.RESULT_TYPE] = type(result).__qualname__
+    return level, fields
+
+
+def done_fields(
+    state: TaskState, now: int, result: object, exc: BaseException | None, context: ContextReader
+) -> tuple[str, dict[str, Any]]:
+    """:func:`task_done`, with the task's context fields added."""
+    level, fields = task_done(state, now, result, exc)
+    task = state.task()
+    bound = context.fields(task) if task is not None else None
+    if bound is not None:
+        fields.update(bound)
     return level, fields
 
 

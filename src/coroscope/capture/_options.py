@@ -26,7 +26,7 @@ class CaptureOptions:
         sample: float,
         task_done: bool,
     ) -> None:
-        self.log_all = mode == "all"
+        self.log_all = mode in ("all", "recorder")  # the recorder keeps every switch
         self.task_done = task_done
         self.slow_step_ns = int(slow_step_ms * 1e6) if slow_step_ms > 0 else NEVER
         self.slow_await_ns = int(slow_await_ms * 1e6)

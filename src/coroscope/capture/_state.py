@@ -11,10 +11,12 @@ running on this thread's loop.
 from __future__ import annotations
 
 import itertools
+import time
 import weakref
 from asyncio import events as _events
 from asyncio import tasks as _tasks
-from types import CoroutineType, FrameType
+from collections.abc import Callable, Iterable
+from types import CodeType, CoroutineType, FrameType
 from typing import Any, cast
 
 from .._record import FrameRecord
@@ -30,6 +32,7 @@ __all__ = [
 
 _get_running_loop = _events._get_running_loop
 _current_task = _tasks.current_task
+_clock = time.perf_counter_ns
 
 
 class SwitchFields:
@@ -191,6 +194,31 @@ class TaskTable:
                 table.pop(key, None)
                 old.frame = None
         self._sweep_at = max(1024, 2 * len(table))
+
+    def adopt(
+        self,
+        tasks: Iterable[Any],
+        watch_root: Callable[[CodeType, FrameType], bool],
+        on_loop: Callable[[Any], None] | None,
+    ) -> int:
+        """Add states for already-running tasks (``watch_root`` turns their root events on):
+        how many were added.  A task known already keeps its state."""
+        adopted = 0
+        now = _clock()
+        for task in tasks:
+            coro: Any = task.get_coro()
+            frame = getattr(coro, "cr_frame", None)
+            if type(coro) is not CoroutineType or frame is None:
+                continue
+            if self.of_task(task) is not None:
+                continue  # seen starting after all
+            if watch_root(frame.f_code, frame):
+                state = self.add(frame, coro, task, now)
+                state.resumed_ns = -1  # suspended since before we knew it
+                adopted += 1
+                if on_loop is not None:
+                    on_loop(task.get_loop())
+        return adopted
 
     def remove(self, state: TaskState) -> None:
         """Forget a task (it has ended)."""

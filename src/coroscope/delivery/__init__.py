@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from ._buffer import RecordBuffer
 from ._events import EventBuilder
+from ._recorder import Recorder
 from ._render import BARE, Processor, Renderer
 from ._writer import Writer
 
-__all__ = ["BARE", "EventBuilder", "Processor", "RecordBuffer", "Renderer", "Writer"]
+__all__ = [
+    "BARE",
+    "EventBuilder",
+    "Processor",
+    "RecordBuffer",
+    "Recorder",
+    "Renderer",
+    "Writer",
+]

@@ -22,6 +22,7 @@ from .._record import (
     EVENT,
     EXCEPTION,
     FRAMES,
+    IN_INCIDENT,
     KIND,
     LEVEL,
     RESUME,
@@ -36,6 +37,7 @@ from .._record import (
     EventRecord,
     FrameRecord,
     Frames,
+    InIncident,
     Place,
     Record,
     SwitchRecord,
@@ -127,8 +129,14 @@ class EventBuilder:
 
     def build(self, record: Record) -> dict[str, Any]:
         """The event dict of any captured record."""
-        if record[KIND] == EVENT:
+        kind = record[KIND]
+        if kind == EVENT:
             return self.event(cast(EventRecord, record))
+        if kind == IN_INCIDENT:
+            tagged = cast(InIncident, record)
+            event = self.build(tagged[2])
+            event[S.INCIDENT_ID] = tagged[1]
+            return event
         return self.switch(cast(SwitchRecord, record))
 
     def switch(self, record: SwitchRecord) -> dict[str, Any]:

@@ -32,10 +32,12 @@ import contextlib
 import threading
 import time
 from _random import Random
+from collections import deque
 from collections.abc import Callable, Mapping
+from typing import cast
 
 from .. import _schema as S
-from .._record import Record, level_of
+from .._record import IN_INCIDENT, INCIDENT_BATCH, KIND, IncidentBatch, Record, level_of
 from .._threads import BackgroundThread, ThreadNames
 from .._warn import warn
 from ..sinks import PartialWrite, Sink
@@ -105,6 +107,7 @@ class Writer:
         self._thread = BackgroundThread("writer", self._body, self._wake.set)
         self._lost: dict[str, int] = {}
         self._pending: list[bytes] = []
+        self._incident: deque[Record] = deque()  # an incident's records, being written
         self._pending_levels: list[str] = []
         self._report_line: _Report | None = None
         self._sink_failing = False
@@ -118,6 +121,26 @@ class Writer:
     def put(self, record: Record) -> bool:
         """Hand a record to the writer (the capture's emit): ``False`` if it was dropped."""
         return self.buffer.put(record)
+
+    def put_incident(self, incident_id: int, records: list[Record]) -> bool:
+        """Hand an incident's records to the writer as one item (recorder mode), each to be
+        written with ``incident_id``: the caller only passes a list."""
+        return self.buffer.put((INCIDENT_BATCH, incident_id, records))
+
+    def _take(self, limit: int) -> list[Record]:
+        """Up to ``limit`` records, oldest first, an incident's records in its place."""
+        incident = self._incident
+        if not incident:
+            records = self.buffer.drain(limit)
+            if all(record[KIND] != INCIDENT_BATCH for record in records):
+                return records
+            for record in records:
+                if record[KIND] == INCIDENT_BATCH:
+                    _, incident_id, members = cast(IncidentBatch, record)
+                    incident.extend((IN_INCIDENT, incident_id, r) for r in members)
+                else:
+                    incident.append(record)
+        return [incident.popleft() for _ in range(min(limit, len(incident)))]
 
     def start(self) -> None:
         """Start (or resume) the writer thread if it is not running."""
@@ -143,6 +166,7 @@ class Writer:
             not len(self.buffer)
             and not self._busy
             and not self._pending
+            and not self._incident
             and self._report_line is None
             and not self._lost
             and self.buffer._dropped == 0
@@ -152,6 +176,7 @@ class Writer:
         return (
             len(self.buffer)
             + len(self._pending)
+            + len(self._incident)
             + (self._report_line[2] + 1 if self._report_line is not None else 0)
             + sum(self._lost.values())
             + self.buffer.take_dropped()
@@ -268,7 +293,7 @@ class Writer:
                 return
             if self._lost and not self._report():
                 return
-            records = self.buffer.drain(BATCH)
+            records = self._take(BATCH)
             if not records:
                 return
             lines, levels = self._render(records)

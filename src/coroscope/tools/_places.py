@@ -7,7 +7,14 @@ from typing import Any
 
 from .. import _schema as S
 
-__all__ = ["frame_location", "frames_summary", "is_asyncio_file", "place_text", "timestamp_us"]
+__all__ = [
+    "frame_location",
+    "frames_summary",
+    "is_asyncio_file",
+    "location_locals",
+    "place_text",
+    "timestamp_us",
+]
 
 
 def is_asyncio_file(path: str) -> bool:
@@ -118,4 +125,16 @@ def timestamp_us(value: object) -> int | None:
         return (dt - _EPOCH) // _US
     if type(value) is int or type(value) is float:
         return int(value * 1_000_000)
+    return None
+
+
+def location_locals(frames: object, location: str) -> object:
+    """The locals of the frame ``location`` names (the innermost frame with that text)."""
+    if type(frames) is not list:
+        return None
+    for frame in reversed(frames):
+        if type(frame) is dict:
+            text = f"{frame.get('file', '?')}:{frame.get('line', '?')} {frame.get('function', '?')}"
+            if text == location:
+                return frame.get(S.LOCALS)
     return None

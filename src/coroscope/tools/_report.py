@@ -30,6 +30,7 @@ from .. import _schema as S
 from ._logread import ReadStats
 from ._places import frame_location, place_text, timestamp_us
 from ._report_alerts import Alerts
+from ._report_incidents import Incidents
 from ._report_items import SITE_ORDERS, TASK_ORDERS, Site, TaskStats, number, rounded
 from ._stats import EXACT_LIMIT, RELATIVE_ERROR, QuantileSketch, SeqTracker
 
@@ -69,7 +70,10 @@ class ReportBuilder:
         max_sites: int = 10_000,
         sort_tasks: str = "run",
         sort_sites: str = "total",
+        incident: int | None = None,
     ) -> None:
+        #: Only the records of this incident (``--incident ID``), or every record.
+        self.only_incident = incident
         if sort_tasks not in TASK_ORDERS:
             raise ValueError(f"sort_tasks must be one of {', '.join(TASK_ORDERS)}")
         if sort_sites not in SITE_ORDERS:
@@ -103,6 +107,7 @@ class ReportBuilder:
         self.seqs: dict[object, SeqTracker] = {}
         self.slow_steps = 0
         self.alerts = Alerts(innermost)
+        self.incidents = Incidents(innermost)
         self._handlers: dict[str, Callable[[dict[str, Any], object, str | None], None]] = {
             S.SUSPEND: self._on_suspend,
             S.RESUME: self._on_resume,
@@ -119,6 +124,9 @@ class ReportBuilder:
 
     def feed(self, rec: dict[str, Any]) -> None:
         """Account for one coroscope record."""
+        incident = rec.get(S.INCIDENT_ID)
+        if self.only_incident is not None and incident != self.only_incident:
+            return
         event = rec.get(S.EVENT)
         if type(event) is not str:
             event = "<no event>"
@@ -146,6 +154,8 @@ class ReportBuilder:
         handler = self._handlers.get(event)
         if handler is not None:
             handler(rec, pid, ts)
+        if incident is not None:
+            self.incidents.feed(rec, pid, ts)
 
     def _task(self, rec: dict[str, Any], pid: object, ts: str | None) -> TaskStats | None:
         task = rec.get(S.TASK)
@@ -484,6 +494,8 @@ class ReportBuilder:
             "alerts": {"slow_step": self.slow_steps, "stuck": self.alerts.stuck_reports},
             "stuck": self.alerts.stuck(),
             "deadlocks": self.alerts.deadlocks,
+            "incidents": self.incidents.result(),
+            "only_incident": self.only_incident,
         }
 
 

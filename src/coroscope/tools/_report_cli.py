@@ -52,6 +52,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default 100000)",
     )
     parser.add_argument(
+        "--incident",
+        type=int,
+        metavar="ID",
+        help="only the records written for incident ID (recorder mode)",
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -97,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         max_tasks=args.max_tasks,
         sort_tasks=args.sort_tasks,
         sort_sites=args.sort_sites,
+        incident=args.incident,
     )
     feed = builder.feed
     try:
@@ -128,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
 _DESCRIPTION = (
     "Summarise coroscope logs: await sites (total, p50/p99 wait), slowest steps, per-task "
-    "switches and run/wait time, blocked-loop incidents and dropped records.  Reads plain "
+    "switches and run/wait time, blocked-loop incidents, recorder-mode incidents and what "
+    "led up to each, and dropped records.  Reads plain "
     "or gzip JSON lines ('-' for stdin), skipping and counting lines that are not "
     "coroscope records.  Memory stays bounded on inputs of any size."
 )

@@ -111,6 +111,7 @@ def render_text(result: dict[str, Any]) -> str:
             )
         )
         lines.append("")
+    lines.extend(_incidents(result, when))
     tasks = result["tasks"]
     waits, steps = result["waits"], result["steps"]
     lines.append(
@@ -294,3 +295,51 @@ def render_text(result: dict[str, Any]) -> str:
 
 
 # -- command line ---------------------------------------------------------------------------
+
+
+def _incidents(result: dict[str, Any], when: Callable[[object], str]) -> list[str]:
+    """The incidents table (recorder mode): what fired and what led up to it."""
+    incidents = result.get("incidents") or []
+    if not incidents:
+        return []
+    only = result.get("only_incident")
+    title = f"Incident {only}" if only is not None else f"Incidents: {len(incidents):,}"
+    lines = ["", title + " (recorder mode; each is followed by the records that led up to it)"]
+    rows = []
+    for i in incidents:
+        tasks = ", ".join(f"{t['task']} x{t['switches']}" for t in i["tasks"])
+        if i["tasks_total"] > len(i["tasks"]):
+            tasks += f" (+{i['tasks_total'] - len(i['tasks'])})"
+        step = i["slowest_steps"][0] if i["slowest_steps"] else None
+        wait = i["awaits"][0] if i["awaits"] else None
+        rows.append(
+            [
+                str(i["id"]),
+                str(i["pid"]),
+                str(i["trigger"]),
+                _elide(str(i["reason"]), 24),
+                when(i["timestamp"]),
+                f"{i['records'] or 0:,}",
+                _elide(tasks or "-", 40),
+                f"{step['step_ms']:,.1f} ms {_elide(step['where'], 36)}" if step else "-",
+                f"{wait['waited_ms']:,.1f} ms {_elide(wait['where'], 36)}" if wait else "-",
+            ]
+        )
+    lines.extend(
+        _table(
+            [
+                "id",
+                "pid",
+                "trigger",
+                "reason",
+                "at",
+                "records",
+                "tasks that ran",
+                "slowest step",
+                "longest await",
+            ],
+            rows,
+            "rrlllrlll",
+        )
+    )
+    return lines

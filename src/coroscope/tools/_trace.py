@@ -9,11 +9,11 @@ holding complete (``"X"``) events that tile its life without overlapping:
   awaited object's repr and the await chain in its arguments.
 
 Each event-loop thread gets a ``loop`` track with ``loop blocked`` spans (from
-``loop.blocked`` / ``loop.unblocked`` records) and instants for records the writer reported
-``dropped``.  Slow steps, ``task.stuck`` and ``task.done`` records are instants on their
-task's track; a slow ``end`` closes the task's last run span.  Spans still open at the
-end of the input end at the last timestamp seen in their process and say so in their
-arguments.
+``loop.blocked`` / ``loop.unblocked``), instants for ``dropped`` records and, process-wide,
+an ``incident N: <trigger>`` instant per recorder-mode incident.  Slow steps, ``task.stuck``
+and ``task.done`` are instants on their task's track; a slow ``end`` closes the task's last
+run span.  Spans still open at the end of the input end at the last timestamp seen in
+their process and say so in their arguments.
 
 The output is written as it is produced (the JSON object format, ``traceEvents`` first), so
 memory holds only the open span of each live task, at most ``--max-tasks`` of them.
@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import orjson
 
 from .. import _schema as S
-from ._places import frame_location, frames_summary, place_text, timestamp_us
+from ._places import frame_location, frames_summary, location_locals, place_text, timestamp_us
 
 __all__ = ["BinaryOutput", "TraceBuilder", "TraceWriter"]
 
@@ -153,6 +153,7 @@ class TraceBuilder:
             S.LOOP_UNBLOCKED: self._on_unblocked,
             S.TASK_STUCK: self._on_stuck,
             S.DROPPED: self._on_dropped,
+            S.INCIDENT: self._on_incident,
         }
 
     # -- plumbing -------------------------------------------------------------------------
@@ -277,11 +278,13 @@ class TraceBuilder:
         )
         track.last_end = end
 
-    def _instant(self, track: _Track, ts: int, name: str, cat: str, args: dict[str, Any]) -> None:
+    def _instant(
+        self, track: _Track, ts: int, name: str, cat: str, args: dict[str, Any], scope: str = "t"
+    ) -> None:
         self.writer.event(
             {
                 "ph": "i",
-                "s": "t",
+                "s": scope,
                 "name": name,
                 "cat": cat,
                 "ts": ts,
@@ -346,7 +349,7 @@ class TraceBuilder:
             wait_args["awaiting"] = awaiting.get(S.REPR)
         wait_args["frames"] = frames_summary(frames)
         if self.with_locals:
-            wait_args["locals"] = _location_locals(frames, location)
+            wait_args["locals"] = location_locals(frames, location)
         track.state = _WAITING
         track.since = ts
         track.label = f"wait: {kind} at {location}"
@@ -484,6 +487,11 @@ class TraceBuilder:
         args = {"count": count, "reason": reason}
         self._instant(loop, ts, f"dropped {count} ({reason})", "dropped", args)
 
+    def _on_incident(self, rec: dict[str, Any], proc: _Process, ts: int) -> None:
+        args = {k: rec.get(k) for k in (S.INCIDENT_ID, S.TRIGGER, S.REASON, S.RECORDS)}
+        name = f"incident {rec.get(S.INCIDENT_ID)}: {rec.get(S.TRIGGER)}"
+        self._instant(self._loop_track(rec, proc), ts, name, "incident", args, scope="p")
+
     def finish(self) -> None:
         """Close every span still open, at the last timestamp of its process."""
         for track in self.tasks.values():
@@ -506,15 +514,3 @@ class TraceBuilder:
 
 
 _COMMON_KEYS = frozenset((*S.COMMON, S.TASK))
-
-
-def _location_locals(frames: object, location: str) -> object:
-    """The locals of the frame ``location`` names (the innermost frame with that text)."""
-    if type(frames) is not list:
-        return None
-    for frame in reversed(frames):
-        if type(frame) is dict:
-            text = f"{frame.get('file', '?')}:{frame.get('line', '?')} {frame.get('function', '?')}"
-            if text == location:
-                return frame.get(S.LOCALS)
-    return None

@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
+from .. import _schema as S
 from ._logread import LogReader, Progress, ReadStats, check_inputs
 from ._trace import BinaryOutput, TraceBuilder, TraceWriter
 
@@ -26,6 +27,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         metavar="TRACE",
         help="the trace file to write ('-' for stdout; a name ending in .gz is gzipped)",
+    )
+    parser.add_argument(
+        "--incident",
+        type=int,
+        metavar="ID",
+        help="only the records written for incident ID (recorder mode)",
     )
     parser.add_argument(
         "--innermost",
@@ -84,8 +91,10 @@ def _convert(args: argparse.Namespace, out: BinaryOutput) -> tuple[TraceBuilder,
         writer, innermost=args.innermost, with_locals=args.locals, max_tasks=args.max_tasks
     )
     feed = builder.feed
+    only = args.incident
     for record in reader:
-        feed(record)
+        if only is None or record.get(S.INCIDENT_ID) == only:
+            feed(record)
     builder.finish()
     writer.close(
         {
