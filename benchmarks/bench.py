@@ -87,6 +87,22 @@ CONFIGURATIONS: tuple[Configuration, ...] = (
         coroscope=True,
     ),
     Configuration(
+        "recorder-nolocals",
+        "coroscope recorder, locals off",
+        "bench",
+        {**_ON, "COROSCOPE_MODE": "recorder", "COROSCOPE_LOCALS": "off"},
+        needs=("COROSCOPE_MODE",),
+        coroscope=True,
+    ),
+    Configuration(
+        "recorder-safe",
+        "coroscope recorder, safe locals",
+        "bench",
+        {**_ON, "COROSCOPE_MODE": "recorder", "COROSCOPE_LOCALS": "safe"},
+        needs=("COROSCOPE_MODE",),
+        coroscope=True,
+    ),
+    Configuration(
         "sample",
         "coroscope all, safe locals, 1% of tasks",
         "bench",

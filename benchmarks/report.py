@@ -32,6 +32,10 @@ TARGETS: dict[tuple[str, str], tuple[str, float]] = {
     ("all-nolocals", "net"): (">=", 0.85),
     ("all-safe", "switch-d1"): ("<=", 3.5),
     ("all-safe", "net"): (">=", 0.80),
+    ("recorder-nolocals", "switch-d1"): ("<=", 1.3),
+    ("recorder-nolocals", "net"): (">=", 0.95),
+    ("recorder-safe", "switch-d1"): ("<=", 2.0),
+    ("recorder-safe", "net"): (">=", 0.90),
 }
 NOISE = 0.03  # "within noise" for the installed-not-enabled target
 

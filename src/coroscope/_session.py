@@ -280,6 +280,9 @@ class Session:
     def close(self, timeout: float | None = None) -> bool:
         """Write what is buffered (within ``timeout``, by default the flush timeout) and
         close the output; ``True`` if everything was written."""
+        recorder = self.recorder
+        if recorder is not None and recorder.suppressed:  # held back: not lost
+            recorder.trigger("suppressed", "triggers held back by the rate limit", force=True)
         return self.writer.shutdown(self.config.flush_timeout if timeout is None else timeout)
 
     # -- fork ---------------------------------------------------------------------------

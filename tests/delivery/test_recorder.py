@@ -8,6 +8,7 @@ from coroscope import _schema as S
 from coroscope._record import EVENT, SUSPEND, Record
 from coroscope.delivery._recorder import (
     FRAME_BYTES,
+    LOCAL_BYTES,
     PER_MINUTE,
     RECORD_BYTES,
     Recorder,
@@ -107,6 +108,13 @@ def test_the_byte_bound_drops_the_oldest() -> None:
     assert [r[1] for r in f.incidents[0][1]] == list(range(15, 25))
 
 
+def test_rendered_locals_count_in_the_estimate() -> None:
+    record = switch(0, 0, frames=1)
+    place, _, awaits, held = record[6][0]  # type: ignore[misc]
+    with_locals = (*record[:6], ((place, {"a": 1, "b": 2, "c": 3}, awaits, held),), *record[7:])
+    assert estimated_bytes(with_locals) == RECORD_BYTES + FRAME_BYTES + 3 * LOCAL_BYTES  # type: ignore[arg-type]
+
+
 def test_a_storm_of_triggers_is_rate_limited_and_counted() -> None:
     f = Fixture()
     ids = []
@@ -151,3 +159,14 @@ def test_what_triggers() -> None:
     assert trigger_of(event(0, 0, S.TASK_DONE, {S.OUTCOME: S.EXCEPTION})) == "task.failed"
     assert trigger_of(event(0, 0, S.TASK_DONE, {S.OUTCOME: S.CANCELLED})) is None
     assert trigger_of(event(0, 0, S.NEVER_AWAITED)) is None
+
+
+def test_forced_incident_skips_the_rate_limit() -> None:
+    f = Fixture()
+    f.recorder.put(switch(0, 0))
+    assert f.recorder.trigger("dump") == 1
+    f.recorder.put(switch(1, 1, level=S.WARNING))  # suppressed: within a second
+    assert f.recorder.suppressed == 1
+    assert f.recorder.trigger("suppressed", force=True) == 2
+    assert [r[1] for r in f.incidents[1][1]] == [1]
+    assert f.written[1][6][S.SUPPRESSED] == 1  # type: ignore[misc]

@@ -20,7 +20,8 @@ item: the thread that triggers copies references, the writer thread renders.
 
 **Rate limit.**  At most one incident per second and ten per minute.  A trigger beyond that
 is counted (``suppressed`` in the next incident) and its record stays in the ring, so the
-next incident writes it.  A storm of triggers therefore writes at most ten windows a
+next incident writes it; if none comes, the session writes a last ``suppressed`` incident
+when it closes (at exit).  A storm of triggers therefore writes at most ten windows a
 minute, never every switch at full I/O.
 
 Snapshots are written at once: someone asked for them.
@@ -53,10 +54,12 @@ __all__ = ["MIN_INTERVAL_S", "PER_MINUTE", "Recorder", "estimated_bytes"]
 
 MIN_INTERVAL_S = 1.0
 PER_MINUTE = 10
-#: Estimated bytes of a record: its tuple and the shares of what it holds (measured with
-#: tracemalloc on chains with safe locals, rounded up; places are shared, not counted).
+#: Estimated bytes of a record: its tuple and the shares of what it holds, measured with
+#: tracemalloc (``benchmarks/native_memory.py --mode recorder``) and rounded up; places are
+#: shared between records, not counted.
 RECORD_BYTES = 400
-FRAME_BYTES = 350
+FRAME_BYTES = 300
+LOCAL_BYTES = 110  # one rendered local
 
 _EVENT_TRIGGERS = {S.LOOP_BLOCKED, S.TASK_STUCK, S.DEADLOCK}
 
@@ -65,7 +68,11 @@ def estimated_bytes(record: Record) -> int:
     """What ``record`` holds in memory, roughly (cheap: no walk of its values)."""
     if record[KIND] == EVENT:
         return RECORD_BYTES + 64 * len(cast(EventRecord, record)[EVENT_FIELDS])
-    return RECORD_BYTES + FRAME_BYTES * len(cast(SwitchRecord, record)[FRAMES])
+    size = RECORD_BYTES
+    for frame in cast(SwitchRecord, record)[FRAMES]:
+        values = frame[1]
+        size += FRAME_BYTES + (LOCAL_BYTES * len(values) if values is not None else 0)
+    return size
 
 
 def trigger_of(record: Record) -> str | None:
@@ -144,15 +151,16 @@ class Recorder:
             self.bytes -= size
             self.evicted += 1
 
-    def trigger(self, trigger: str, reason: str = "") -> int | None:
+    def trigger(self, trigger: str, reason: str = "", force: bool = False) -> int | None:
         """Write an incident for ``trigger``: its ``incident_id``, or ``None`` if the rate
-        limit suppressed it (counted)."""
+        limit suppressed it (counted).  ``force`` skips the rate limit (at exit)."""
         now = self._monotonic()
         with self._lock:
             recent = self._recent
             while recent and recent[0] < now - 60:
                 recent.popleft()
-            if len(recent) >= PER_MINUTE or (recent and now - recent[-1] < MIN_INTERVAL_S):
+            limited = len(recent) >= PER_MINUTE or (recent and now - recent[-1] < MIN_INTERVAL_S)
+            if limited and not force:
                 self.suppressed += 1
                 self.suppressed_total += 1
                 return None
