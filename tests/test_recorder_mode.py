@@ -129,8 +129,10 @@ def test_the_dump_signal(tmp_path: Path) -> None:
     """
     done = run_python(code, _recorder_env(log, COROSCOPE_BLOCKED_MS="0"))
     assert done.returncode == 0, done.stderr
-    [incident] = [r for r in read_records(log) if r["event"] == S.INCIDENT]
+    incident, *later = [r for r in read_records(log) if r["event"] == S.INCIDENT]
     assert incident[S.TRIGGER] == "signal" and incident[S.RECORDS] > 0
+    # The slow step (the sleep) came within a second: held back, then written at exit.
+    assert [r[S.TRIGGER] for r in later] == ["suppressed"]
 
 
 @requires_startup_files

@@ -314,7 +314,7 @@ class Capture:
         """``PY_YIELD`` of a root: the task suspends, its step ends."""
         try:
             frame = _getframe(1)
-            state = self.by_frame.get(id(frame))
+            state = self.by_frame.get(frame)
             if state is None:
                 return None
             now = _clock()
@@ -354,7 +354,7 @@ class Capture:
         """``PY_RESUME`` of a root: the task resumes, its wait ends."""
         try:
             frame = _getframe(1)
-            state = self.by_frame.get(id(frame))
+            state = self.by_frame.get(frame)
             if state is None:
                 return None
             now = _clock()
@@ -403,7 +403,7 @@ class Capture:
             return None
         try:
             frame = _getframe(1)
-            state = self.by_frame.get(id(frame))
+            state = self.by_frame.get(frame)
             if state is None:
                 running = running_task()
                 state = self.tasks.of_task(running[1]) if running is not None else None
@@ -454,7 +454,7 @@ class Capture:
         """``PY_RETURN`` of a root code: a task ends normally (or the code returned inline)."""
         try:
             frame = _getframe(1)
-            state = self.by_frame.get(id(frame))
+            state = self.by_frame.get(frame)
             if state is not None:
                 self._end(state, code, frame, retval, None)
         except Exception as exc:
@@ -467,7 +467,7 @@ class Capture:
             return None  # (PY_UNWIND cannot be disabled)
         try:
             frame = _getframe(1)
-            state = self.by_frame.get(id(frame))
+            state = self.by_frame.get(frame)
             if state is not None:
                 self._end(state, code, frame, None, exc)
         except Exception as err:

@@ -22,6 +22,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
+#include <string.h>
 
 #if PY_VERSION_HEX < 0x030C0000
 #error "coroscope's native core needs Python 3.12 or newer (sys.monitoring)"
@@ -40,6 +41,31 @@ now_ns(void)
 #else
     return (long long)_PyTime_GetPerfCounter();
 #endif
+}
+
+/* The getter of a coroutine's ``cr_await`` (from PyCoro_Type's public getset table), so
+ * that the hot path does not look the attribute up by name each time. */
+static getter coro_await_getter = NULL;
+
+static void
+find_coro_await_getter(void)
+{
+    for (PyGetSetDef *def = PyCoro_Type.tp_getset; def != NULL && def->name != NULL; def++) {
+        if (strcmp(def->name, "cr_await") == 0) {
+            coro_await_getter = def->get;
+            return;
+        }
+    }
+}
+
+/* ``coro.cr_await`` (a new reference, or NULL with an error set). */
+static PyObject *
+awaited_by(PyObject *coro, PyObject *name)
+{
+    if (coro_await_getter != NULL && Py_IS_TYPE(coro, &PyCoro_Type)) {
+        return coro_await_getter(coro, NULL);
+    }
+    return PyObject_GetAttr(coro, name);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -137,7 +163,7 @@ static PyType_Spec state_spec = {
 typedef struct {
     PyObject_HEAD
     PyTypeObject *state_type; /* a subclass of SwitchState (checked when made) */
-    PyObject *by_frame;       /* dict: id(root frame) -> state */
+    PyObject *by_frame;       /* dict: root frame -> state */
     PyObject *codes;          /* the place cache: id(code) -> (code, places or None) */
     PyObject *disable;        /* sys.monitoring.DISABLE */
     PyObject *unawaited_code; /* Python's "never awaited" hook's code, or None */
@@ -179,12 +205,8 @@ report_error(Switches *self)
 static SwitchState *
 state_of(Switches *self, PyFrameObject *frame)
 {
-    PyObject *key = PyLong_FromVoidPtr(frame);
-    if (key == NULL) {
-        return NULL;
-    }
-    PyObject *state = PyDict_GetItemWithError(self->by_frame, key);
-    Py_DECREF(key);
+    /* Keyed by the frame itself: frames hash and compare by identity. */
+    PyObject *state = PyDict_GetItemWithError(self->by_frame, (PyObject *)frame);
     if (state == NULL || !PyObject_TypeCheck(state, self->state_type)) {
         return NULL;
     }
@@ -259,7 +281,7 @@ switches_on_yield(Switches *self, PyObject *const *args, Py_ssize_t nargs)
         PyObject *coro = PyFrame_GetGenerator(frame);
         PyObject *link = Py_None;
         if (coro != NULL) {
-            link = PyObject_GetAttr(coro, self->cr_await);
+            link = awaited_by(coro, self->cr_await);
             Py_DECREF(coro);
         }
         else {
@@ -600,6 +622,7 @@ static PyType_Spec switches_spec = {
 static int
 core_exec(PyObject *module)
 {
+    find_coro_await_getter();
     PyObject *state_type = PyType_FromModuleAndSpec(module, &state_spec, NULL);
     if (state_type == NULL) {
         return -1;

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from types import CodeType
+from typing import Any
 
 class SwitchState:
     resumed_ns: int
@@ -19,7 +20,7 @@ class Switches:
         self,
         *,
         state_type: type[SwitchState],
-        by_frame: dict[int, object],
+        by_frame: dict[Any, object],
         codes: dict[int, object],
         disable: object,
         unawaited_code: CodeType | None,

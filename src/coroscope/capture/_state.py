@@ -159,7 +159,7 @@ def state_class(fields: type) -> type[TaskState]:
 
 
 class TaskTable:
-    """Task states by ``id()`` of their root frame.
+    """Task states by their root frame.
 
     Each entry holds its frame, so the id stays unique while the entry exists.  Entries are
     removed when their task ends and, for tasks that vanish without ending, swept whenever
@@ -171,8 +171,9 @@ class TaskTable:
     def __init__(self, state_type: type[TaskState] = TaskState) -> None:
         #: The class of the states made (:func:`state_class`).
         self.state_type = state_type
-        #: The lookup of the hot path: ``by_frame.get(id(frame))``.
-        self.by_frame: dict[int, TaskState] = {}
+        #: The lookup of the hot path: ``by_frame.get(frame)`` (frames hash and compare by
+        #: identity, and each entry holds its frame, so a key is never reused).
+        self.by_frame: dict[FrameType, TaskState] = {}
         #: Task ids: coroscope's number for each task, shared with tasks it did not capture.
         self.ids = itertools.count(1)
         self._sweep_at = 1024
@@ -181,7 +182,7 @@ class TaskTable:
         """A new task, starting its first step at ``now``."""
         state = self.state_type(frame, coro, task, next(self.ids), now)
         table = self.by_frame
-        table[id(frame)] = state
+        table[frame] = state
         if len(table) >= self._sweep_at:
             self._sweep()
         return state
@@ -223,8 +224,8 @@ class TaskTable:
     def remove(self, state: TaskState) -> None:
         """Forget a task (it has ended)."""
         frame = state.frame
-        if frame is not None and self.by_frame.get(id(frame)) is state:
-            del self.by_frame[id(frame)]
+        if frame is not None and self.by_frame.get(frame) is state:
+            del self.by_frame[frame]
         state.frame = None
 
     def of_task(self, task: Any) -> TaskState | None:
@@ -232,7 +233,7 @@ class TaskTable:
         frame = getattr(task.get_coro(), "cr_frame", None)
         if frame is None:
             return None
-        state = self.by_frame.get(id(frame))
+        state = self.by_frame.get(frame)
         if state is None or state.frame is not frame:
             return None
         return state
