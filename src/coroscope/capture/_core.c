@@ -22,6 +22,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #if PY_VERSION_HEX < 0x030C0000
@@ -160,6 +161,15 @@ static PyType_Spec state_spec = {
 /* ------------------------------------------------------------------------------------ */
 /* Switches: the callbacks.                                                              */
 
+#define ALLOWED_SLOTS 1024 /* a power of two */
+#define ALLOWED_PROBES 8
+
+static inline size_t
+allowed_slot(PyObject *code)
+{
+    return ((uintptr_t)code >> 4) & (ALLOWED_SLOTS - 1);
+}
+
 typedef struct {
     PyObject_HEAD
     PyTypeObject *state_type; /* a subclass of SwitchState (checked when made) */
@@ -178,6 +188,10 @@ typedef struct {
     long long slow_await_ns;
     int log_all;
     int send;                 /* the SEND opcode */
+    /* Codes the place cache allows, seen awaited: a PY_START of one of them, awaited, is
+     * answered here without a lookup.  Open addressing by address; strong references;
+     * when full, the dict answers (the verdict of a code never changes). */
+    PyObject *allowed[ALLOWED_SLOTS];
 } Switches;
 
 #define AWAITER_FLAGS (CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR)
@@ -403,6 +417,16 @@ switches_on_start(Switches *self, PyObject *const *args, Py_ssize_t nargs)
         if (awaited) {
             /* Not a task's first step.  If the place cache has judged this code already,
              * answer from it; the first time, the Python method decides (and fills it). */
+            size_t slot = allowed_slot(code);
+            for (int probe = 0; probe < ALLOWED_PROBES; probe++) {
+                PyObject *known = self->allowed[(slot + probe) & (ALLOWED_SLOTS - 1)];
+                if (known == code) {
+                    Py_RETURN_NONE;
+                }
+                if (known == NULL) {
+                    break;
+                }
+            }
             PyObject *key = PyLong_FromVoidPtr(code);
             if (key == NULL) {
                 report_error(self);
@@ -418,6 +442,13 @@ switches_on_start(Switches *self, PyObject *const *args, Py_ssize_t nargs)
                 PyTuple_GET_ITEM(entry, 0) == code) {
                 if (PyTuple_GET_ITEM(entry, 1) == Py_None) {
                     return Py_NewRef(self->disable);
+                }
+                for (int probe = 0; probe < ALLOWED_PROBES; probe++) {
+                    PyObject **place = &self->allowed[(slot + probe) & (ALLOWED_SLOTS - 1)];
+                    if (*place == NULL) {
+                        *place = Py_NewRef(code);
+                        break;
+                    }
                 }
                 Py_RETURN_NONE;
             }
@@ -479,6 +510,9 @@ switches_traverse(Switches *self, visitproc visit, void *arg)
     Py_VISIT(self->on_unwind);
     Py_VISIT(self->error);
     Py_VISIT(self->cr_await);
+    for (size_t i = 0; i < ALLOWED_SLOTS; i++) {
+        Py_VISIT(self->allowed[i]);
+    }
     return 0;
 }
 
@@ -497,6 +531,9 @@ switches_clear(Switches *self)
     Py_CLEAR(self->on_unwind);
     Py_CLEAR(self->error);
     Py_CLEAR(self->cr_await);
+    for (size_t i = 0; i < ALLOWED_SLOTS; i++) {
+        Py_CLEAR(self->allowed[i]);
+    }
     return 0;
 }
 
