@@ -14,12 +14,11 @@ import contextlib
 import os
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _implementation
 from . import _schema as S
 from ._config import Config
-from ._control import ControlServer
 from ._record import Record
 from ._signals import SignalHook
 from ._warn import warn
@@ -38,6 +37,9 @@ from .diagnostics import Inspector, LoopRegistry, NeverAwaited, Watchdog
 from .sinks import Sink, open_sink
 from .values import LocalsRenderer
 from .values._redact import patterns as redaction_patterns
+
+if TYPE_CHECKING:
+    from ._control import ControlServer
 
 __all__ = ["FORK_PAUSE_S", "Session"]
 
@@ -98,7 +100,7 @@ class Session:
         self._never_awaited = NeverAwaited(self.emit_event).record
         self._wire(capture)
         self.dump_signal = SignalHook(self._on_dump_signal)
-        self.control: ControlServer | None = None
+        self.control: ControlServer | None = None  # (COROSCOPE_CONTROL)
 
     def _capture_for(self, config: Config, previous: Capture | None) -> Capture:
         """A capture for ``config.mode``.  Every capture of the session shares the task
@@ -186,6 +188,9 @@ class Session:
         except (OSError, ValueError) as exc:
             warn(f"coroscope: signal not installed ({exc})")
         if self.config.control and self.control is None:
+            # Imported here (at install, on the installing thread): only for this setting.
+            from ._control import ControlServer
+
             try:
                 self.control = ControlServer.start(self.config.control, self)
             except OSError as exc:
