@@ -184,7 +184,9 @@ class Session:
         try:
             self.inspector.install_signal(self.config.snapshot_signal)
             if self.config.mode == "recorder":
-                self.dump_signal.install(self.config.dump_signal, "incidents")
+                self.dump_signal.install(
+                    self.config.dump_signal, "incidents", " (coroscope.dump() still works)"
+                )
         except (OSError, ValueError) as exc:
             warn(f"coroscope: signal not installed ({exc})")
         if self.config.control and self.control is None:

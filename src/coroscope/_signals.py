@@ -23,8 +23,9 @@ class SignalHook:
         self.signum: int | None = None
         self._previous: Any = None
 
-    def install(self, name: str, what: str) -> bool:
-        """Take ``SIG<name>`` (``off``: nothing) for ``what`` the signal does."""
+    def install(self, name: str, what: str, instead: str = "") -> bool:
+        """Take ``SIG<name>`` (``off``: nothing) for ``what`` the signal does; ``instead``
+        ends the message said when the signal is taken."""
         if name == "off" or self.signum is not None:
             return False
         signum = getattr(signal, f"SIG{name}", None)
@@ -32,7 +33,10 @@ class SignalHook:
             return False
         current = signal.getsignal(signum)
         if current is not signal.SIG_DFL:
-            warn(f"coroscope: SIG{name} already has a handler; {what} on that signal are off")
+            warn(
+                f"coroscope: SIG{name} already has a handler; {what} on that signal are off"
+                + instead
+            )
             return False
         signal.signal(signum, self._handle)
         self.signum, self._previous = signum, current

@@ -16,8 +16,6 @@ import contextlib
 import fnmatch
 import itertools
 import re
-import signal
-import threading
 import time
 import types
 import weakref
@@ -26,7 +24,7 @@ from typing import Any
 
 from .. import _schema as S
 from .._record import Frames
-from .._warn import warn
+from .._signals import SignalHook
 from ..capture import Capture, describe_awaitable, is_task, local_value
 from ..capture._awaitables import is_asyncio_future_type
 from ..capture._waits import suspended_coroutines, wait_kind
@@ -86,8 +84,7 @@ class Inspector:
         self._ignore = _matcher(stuck_ignore)
         self._other_ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._snapshots = itertools.count(1)
-        self._signal: signal.Signals | None = None
-        self._previous_handler: Any = None
+        self._signal = SignalHook(self._on_signal)
         self.errors = 0
 
     # -- task identity ------------------------------------------------------------------
@@ -347,36 +344,13 @@ class Inspector:
 
     def install_signal(self, name: str) -> None:
         """Dump a snapshot on ``SIG<name>``, unless that signal already has a handler."""
-        if name == "off":
-            return
-        signum = getattr(signal, f"SIG{name}", None)
-        if signum is None:
-            return
-        if threading.current_thread() is not threading.main_thread():
-            return  # only the main thread may set handlers; use coroscope.snapshot()
-        current = signal.getsignal(signum)
-        if current is not signal.SIG_DFL:
-            warn(
-                f"coroscope: SIG{name} already has a handler; snapshots on that signal are off "
-                "(coroscope.snapshot() still works)"
-            )
-            return
-        signal.signal(signum, self._on_signal)
-        self._signal = signum
-        self._previous_handler = current
+        self._signal.install(name, "snapshots", " (coroscope.snapshot() still works)")
 
     def uninstall_signal(self) -> None:
         """Give the signal back, if it is still ours."""
-        signum, self._signal = self._signal, None
-        if signum is None:
-            return
-        try:
-            if signal.getsignal(signum) == self._on_signal:
-                signal.signal(signum, self._previous_handler)
-        except ValueError:  # not the main thread
-            pass
+        self._signal.uninstall()
 
-    def _on_signal(self, signum: int, frame: object) -> None:
+    def _on_signal(self) -> None:
         # Runs in the main thread between two bytecodes, maybe in the middle of a task:
         # schedule the snapshot on every loop instead of walking chains from here.
         try:
