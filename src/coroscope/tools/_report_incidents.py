@@ -55,6 +55,7 @@ class Incidents:
                 "_tasks": {},
                 "_awaits": {},
                 "_steps": [],
+                "_last_site": {},  # task -> where its last suspend stood
             }
         return entry
 
@@ -92,14 +93,12 @@ class Incidents:
                 )
                 steps.sort(key=lambda s: -s[0])
                 del steps[_ROWS:]
-            if event == S.SUSPEND:
-                entry["_last_site"] = entry.get("_last_site", {})
-                entry["_last_site"][name] = frame_location(
-                    rec.get(S.FRAMES), innermost=self.innermost
-                )
+            sites = entry["_last_site"]
+            if event == S.SUSPEND and (name in sites or len(sites) < _MAX_KEYS):
+                sites[name] = frame_location(rec.get(S.FRAMES), innermost=self.innermost)
         elif event == S.RESUME:
             waited = number(rec.get(S.WAITED_MS))
-            site = entry.get("_last_site", {}).get(name)
+            site = entry["_last_site"].get(name)
             if waited is not None and site is not None:
                 awaits = entry["_awaits"]
                 if site in awaits or len(awaits) < _MAX_KEYS:
